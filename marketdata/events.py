@@ -1,0 +1,76 @@
+"""Normalized market events: the only vocabulary shared by adapters, sync and publishing.
+
+Prices and quantities travel as both a float (for ordering and arithmetic checks) and the
+exchange's own decimal text (for output). A float is never formatted back into a price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# (price, qty, price_text, qty_text); qty == 0 deletes the level.
+Level = tuple[float, float, str, str]
+Side = Literal["buy", "sell"]
+
+
+@dataclass(frozen=True, slots=True)
+class DepthDiff:
+    """An incremental L2 update: absolute quantities for the levels that changed."""
+
+    exchange: str
+    symbol: str
+    first_id: int  # U: first update id in the event
+    last_id: int  # u: last update id in the event
+    prev_last_id: int | None  # pu: last id of the previous event (futures only)
+    bids: list[Level]
+    asks: list[Level]
+    exchange_ts: int  # E: event time, ms
+    recv_ts: float  # our receive time, Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """A full book (to some depth) as of update id `last_id`."""
+
+    exchange: str
+    symbol: str
+    last_id: int
+    bids: list[Level]
+    asks: list[Level]
+    exchange_ts: int
+    recv_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One trade as the exchange reports it (Binance futures: one aggTrade)."""
+
+    exchange: str
+    symbol: str
+    trade_id: int
+    price: float
+    qty: float
+    price_text: str
+    qty_text: str
+    side: Side  # the taker's side
+    exchange_ts: int  # trade time, ms
+    recv_ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    """Best bid/ask as pushed by the exchange's own top-of-book stream."""
+
+    exchange: str
+    symbol: str
+    update_id: int
+    bid_price: str
+    bid_qty: str
+    ask_price: str
+    ask_qty: str
+    exchange_ts: int
+    recv_ts: float
+
+
+Event = DepthDiff | Trade | BookTicker

@@ -1,0 +1,167 @@
+"""Binance USD-M futures: routed WebSocket streams and the REST depth snapshot.
+
+Depth and bookTicker come on `/public/stream`, aggTrade on `/market/stream` (the unrouted
+URL no longer carries trades). Combined streams wrap each event:
+
+    {"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1626992741037,
+     "T": 1626992741024, "s": "BTCUSDT", "U": 600859599090, "u": 600859600917,
+     "pu": 600859598061, "b": [["7.5040", "813"]], "a": [["7.6150", "1563"]]}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from marketdata.continuity import FuturesChain
+from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
+from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_number
+
+NAME = "binance_futures"
+DEFAULT_WS_URL = "wss://fstream.binance.com"
+DEFAULT_REST_URL = "https://fapi.binance.com"
+SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+DEPTH_STREAM = "depth@100ms"
+
+_EMPTY: tuple[Event, ...] = ()
+
+
+class BinanceFutures:
+    name = NAME
+    continuity = FuturesChain()
+
+    def __init__(
+        self,
+        ws_url: str = DEFAULT_WS_URL,
+        rest_url: str = DEFAULT_REST_URL,
+        snapshot_limit: int = 1000,
+    ) -> None:
+        self.ws_url = ws_url.rstrip("/")
+        self.rest_url = rest_url.rstrip("/")
+        self.snapshot_limit = snapshot_limit
+
+    def stream_urls(self, symbol: str) -> list[str]:
+        s = symbol.lower()
+        return [
+            f"{self.ws_url}/public/stream?streams={s}@{DEPTH_STREAM}/{s}@bookTicker",
+            f"{self.ws_url}/market/stream?streams={s}@aggTrade",
+        ]
+
+    def snapshot_url(self, symbol: str) -> str:
+        query = urlencode({"symbol": symbol.upper(), "limit": self.snapshot_limit})
+        return f"{self.rest_url}/fapi/v1/depth?{query}"
+
+    def parse(self, frame: bytes | str, recv_ts: float) -> Sequence[Event]:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError as e:
+            raise MalformedMessage("bad_json", str(e)) from None
+        if not isinstance(message, dict):
+            raise MalformedMessage("bad_shape", "frame is not a JSON object")
+        data = message.get("data", message)  # combined stream wrapper, or a raw stream
+        if not isinstance(data, dict):
+            raise MalformedMessage("bad_shape", "'data' is not an object")
+        kind = data.get("e")
+        if kind is None and "u" in data and "b" in data and "B" in data:
+            kind = "bookTicker"  # some bookTicker payloads omit "e"
+        handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
+        if handler is None:
+            if "result" in message and "id" in message:
+                return _EMPTY  # reply to a SUBSCRIBE request
+            raise MalformedMessage("unknown_event", f"event type {kind!r}")
+        try:
+            return (handler(data, recv_ts),)
+        except KeyError as e:
+            raise MalformedMessage("missing_field", f"{kind} has no {e.args[0]!r}") from None
+
+    def parse_snapshot(self, symbol: str, body: bytes, recv_ts: float) -> BookSnapshot:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise MalformedMessage("bad_json", f"{symbol} snapshot: {e}") from None
+        if not isinstance(data, dict):
+            raise MalformedMessage("bad_shape", f"{symbol} snapshot is not an object")
+        try:
+            return BookSnapshot(
+                exchange=NAME,
+                symbol=symbol,
+                last_id=to_int(data["lastUpdateId"], "lastUpdateId"),
+                bids=parse_levels(data["bids"], f"{symbol} snapshot bids"),
+                asks=parse_levels(data["asks"], f"{symbol} snapshot asks"),
+                exchange_ts=to_int(data.get("E", 0), "E"),
+                recv_ts=recv_ts,
+            )
+        except KeyError as e:
+            raise MalformedMessage("missing_field", f"{symbol} snapshot has no {e}") from None
+
+
+def _symbol(data: dict[str, Any]) -> str:
+    symbol = data["s"]
+    if not isinstance(symbol, str) or not symbol:
+        raise MalformedMessage("bad_type", f"symbol {symbol!r}")
+    return symbol
+
+
+def _depth(data: dict[str, Any], recv_ts: float) -> DepthDiff:
+    symbol = _symbol(data)
+    first_id, last_id = to_int(data["U"], "U"), to_int(data["u"], "u")
+    if first_id > last_id:
+        raise MalformedMessage("bad_ids", f"{symbol} U {first_id} > u {last_id}")
+    return DepthDiff(
+        exchange=NAME,
+        symbol=symbol,
+        first_id=first_id,
+        last_id=last_id,
+        prev_last_id=to_int(data["pu"], "pu"),
+        bids=parse_levels(data["b"], f"{symbol} depth bids"),
+        asks=parse_levels(data["a"], f"{symbol} depth asks"),
+        exchange_ts=to_int(data["E"], "E"),
+        recv_ts=recv_ts,
+    )
+
+
+def _agg_trade(data: dict[str, Any], recv_ts: float) -> Trade:
+    symbol = _symbol(data)
+    price_text, qty_text = data["p"], data["q"]
+    price = to_number(price_text, f"{symbol} trade price")
+    qty = to_number(qty_text, f"{symbol} trade qty")
+    if price <= 0 or qty <= 0:
+        raise MalformedMessage("bad_trade", f"{symbol} trade price {price_text} qty {qty_text}")
+    buyer_is_maker = data["m"]
+    if not isinstance(buyer_is_maker, bool):
+        raise MalformedMessage("bad_type", f"{symbol} trade 'm' is {buyer_is_maker!r}")
+    return Trade(
+        exchange=NAME,
+        symbol=symbol,
+        trade_id=to_int(data["a"], "a"),
+        price=price,
+        qty=qty,
+        price_text=price_text,
+        qty_text=qty_text,
+        side="sell" if buyer_is_maker else "buy",
+        exchange_ts=to_int(data["T"], "T"),
+        recv_ts=recv_ts,
+    )
+
+
+def _book_ticker(data: dict[str, Any], recv_ts: float) -> BookTicker:
+    symbol = _symbol(data)
+    for key in ("b", "B", "a", "A"):
+        to_number(data[key], f"{symbol} bookTicker {key}")
+    return BookTicker(
+        exchange=NAME,
+        symbol=symbol,
+        update_id=to_int(data["u"], "u"),
+        bid_price=data["b"],
+        bid_qty=data["B"],
+        ask_price=data["a"],
+        ask_qty=data["A"],
+        exchange_ts=to_int(data.get("E", 0), "E"),
+        recv_ts=recv_ts,
+    )
+
+
+_HANDLERS = {"depthUpdate": _depth, "aggTrade": _agg_trade, "bookTicker": _book_ticker}

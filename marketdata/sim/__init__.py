@@ -1,0 +1,1 @@
+"""A local exchange that speaks Binance USD-M futures' wire format: generated or replayed."""

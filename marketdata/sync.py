@@ -1,0 +1,117 @@
+"""Per-symbol order-book synchronisation: snapshot + buffered diffs, by the exchange's rule.
+
+States: BUFFERING (no usable snapshot; diffs are kept) -> BRIDGING (snapshot loaded, waiting
+for the diff that spans it) -> SYNCED. Any break in continuity, or a crossed book, discards
+the book and goes back to BUFFERING; the caller fetches a new snapshot. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from marketdata.book import OrderBook
+from marketdata.continuity import ContinuityRule
+from marketdata.events import BookSnapshot, DepthDiff
+
+
+class SyncState(enum.Enum):
+    BUFFERING = "buffering"
+    BRIDGING = "bridging"
+    SYNCED = "synced"
+
+
+class Outcome(enum.Enum):
+    BUFFERED = "buffered"  # kept until a snapshot arrives
+    DROPPED = "dropped"  # older than the book: already contained in it
+    APPLIED = "applied"
+    GAP = "gap"  # continuity broken: book discarded, new snapshot needed
+    CROSSED = "crossed"  # best bid >= best ask after applying: discarded, new snapshot needed
+    SNAPSHOT_TOO_OLD = "snapshot_too_old"  # first kept diff starts after the snapshot
+
+
+BREAKS = frozenset({Outcome.GAP, Outcome.CROSSED, Outcome.SNAPSHOT_TOO_OLD})
+
+DEFAULT_MAX_BUFFER = 10_000
+
+
+class BookSync:
+    """Keeps one symbol's OrderBook exactly in step with the exchange, or says it is not."""
+
+    def __init__(self, rule: ContinuityRule, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self.rule = rule
+        self.book = OrderBook()
+        self.state = SyncState.BUFFERING
+        self.last_id: int | None = None  # last applied update id while SYNCED
+        self.snapshot_id: int | None = None
+        self.last_exchange_ts = 0
+        self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
+
+    @property
+    def synced(self) -> bool:
+        return self.state is SyncState.SYNCED
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """Diffs are buffered and no snapshot is loaded: the caller should fetch one."""
+        return self.state is SyncState.BUFFERING and bool(self._buffer)
+
+    def reset(self) -> None:
+        """Forget everything (e.g. the diff stream reconnected and its chain is broken)."""
+        self._discard()
+        self._buffer.clear()
+
+    def on_diff(self, diff: DepthDiff) -> Outcome:
+        if self.state is SyncState.SYNCED:
+            assert self.last_id is not None
+            if self.rule.follows(diff, self.last_id):
+                return self._apply(diff)
+            if diff.last_id <= self.last_id:
+                return Outcome.DROPPED  # a repeat of something already applied
+            return self._restart(diff, Outcome.GAP)
+        if self.state is SyncState.BUFFERING:
+            self._buffer.append(diff)
+            return Outcome.BUFFERED
+        assert self.snapshot_id is not None
+        if self.rule.is_stale(diff, self.snapshot_id):
+            return Outcome.DROPPED
+        if self.rule.bridges(diff, self.snapshot_id):
+            return self._apply(diff)
+        return self._restart(diff, Outcome.SNAPSHOT_TOO_OLD)
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> list[Outcome]:
+        """Load a snapshot and replay the buffered diffs on top of it."""
+        self.book.load(snapshot.bids, snapshot.asks)
+        self.snapshot_id = snapshot.last_id
+        self.last_exchange_ts = snapshot.exchange_ts
+        self.state = SyncState.BRIDGING
+        pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
+        outcomes = []
+        while pending:
+            outcome = self.on_diff(pending.popleft())
+            outcomes.append(outcome)
+            if outcome in BREAKS:
+                self._buffer.extend(pending)  # keep the rest, in order, for the next try
+                break
+        return outcomes
+
+    def _apply(self, diff: DepthDiff) -> Outcome:
+        self.book.apply(diff.bids, diff.asks)
+        if self.book.is_crossed():
+            return self._restart(None, Outcome.CROSSED)
+        self.state = SyncState.SYNCED
+        self.last_id = diff.last_id
+        self.last_exchange_ts = diff.exchange_ts
+        return Outcome.APPLIED
+
+    def _restart(self, diff: DepthDiff | None, outcome: Outcome) -> Outcome:
+        self._discard()
+        if diff is not None:
+            self._buffer.append(diff)  # it may be the bridge for the next snapshot
+        return outcome
+
+    def _discard(self) -> None:
+        self.book.clear()
+        self.state = SyncState.BUFFERING
+        self.last_id = None
+        self.snapshot_id = None
