@@ -32,7 +32,8 @@ class FuturesChain:
         return diff.last_id < snapshot_id
 
     def bridges(self, diff: DepthDiff, snapshot_id: int) -> bool:
-        return diff.first_id <= snapshot_id <= diff.last_id
+        # pu == L: the snapshot ends exactly where this diff's predecessor ended.
+        return diff.first_id <= snapshot_id <= diff.last_id or diff.prev_last_id == snapshot_id
 
     def follows(self, diff: DepthDiff, last_id: int) -> bool:
         return diff.prev_last_id == last_id

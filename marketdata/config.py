@@ -1,0 +1,286 @@
+"""Configuration: YAML -> frozen dataclasses, validated up front, with env overrides.
+
+Every problem is reported at once, one line each, naming the key path, so that a bad file
+is fixed in one pass. Secrets (passwords in URLs) never appear in reprs or logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from marketdata.exchanges.binance_futures import DEFAULT_REST_URL, DEFAULT_WS_URL, SNAPSHOT_LIMITS
+
+ENV_PREFIX = "MARKETDATA_"
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_\-/]{1,31}$")
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration, each `key.path: what is wrong`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ReconnectConfig:
+    initial_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class BinanceFuturesConfig:
+    symbols: tuple[str, ...] = ()
+    ws_url: str = DEFAULT_WS_URL
+    rest_url: str = DEFAULT_REST_URL
+    snapshot_limit: int = 1000
+
+    def __post_init__(self) -> None:
+        upper = tuple(s.upper() if isinstance(s, str) else s for s in self.symbols)
+        object.__setattr__(self, "symbols", upper)
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    health_host: str = "127.0.0.1"
+    health_port: int = 9090
+    book_depth: int = 20
+    publish_interval_ms: int = 100
+    market_data_ttl_s: int = 300
+    stale_after_s: float = 30.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+    reconnect: ReconnectConfig = ReconnectConfig()
+    exchanges: Mapping[str, BinanceFuturesConfig] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return f"Config(redis_url={mask_url(self.redis_url)!r}, {fields})"
+
+
+EXCHANGE_CONFIGS: dict[str, type[BinanceFuturesConfig]] = {
+    "binance_futures": BinanceFuturesConfig,
+}
+
+# Keys that may come from the environment instead of the file (URLs and secrets).
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    f"{ENV_PREFIX}REDIS_URL": ("redis_url",),
+    **{
+        f"{ENV_PREFIX}{name.upper()}_{key.upper()}": ("exchanges", name, key)
+        for name in EXCHANGE_CONFIGS
+        for key in ("ws_url", "rest_url")
+    },
+}
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate. Raises ConfigError."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    return parse_config({} if raw is None else raw, environ)
+
+
+def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): expected a mapping of keys"])
+    raw = _with_env_overrides(raw, os.environ if environ is None else environ)
+    problems: list[str] = []
+    config = _build(Config, raw, "", problems)
+    if not problems:
+        _check_semantics(config, problems)
+    if problems:
+        raise ConfigError(problems)
+    assert isinstance(config, Config)
+    return config
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+def _with_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    raw = dict(raw)
+    for env_name, key_path in ENV_OVERRIDES.items():
+        if env_name not in environ:
+            continue
+        node = raw
+        for key in key_path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                break  # the file gives this section no mapping: nothing to override
+            node[key] = child = dict(child)
+            node = child
+        else:
+            node[key_path[-1]] = environ[env_name]
+    return raw
+
+
+def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from a mapping, collecting every problem found."""
+    if not isinstance(raw, dict):
+        problems.append(f"{path or '(top level)'}: expected a mapping, got {_kind(raw)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{_join(path, key)}: unknown key{hint}")
+    values = {}
+    for name in names:
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], _join(path, name), problems)
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not None})
+    except TypeError:
+        return None
+
+
+def _convert(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, problems)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {_kind(value)}")
+            return None
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, v, f"{path}[{i}]", problems) for i, v in enumerate(value))
+    if origin in (Mapping, dict):
+        return _exchanges(value, path, problems)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(hint, type) and isinstance(value, hint) and not isinstance(value, bool):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    if isinstance(hint, types.UnionType):
+        return value
+    problems.append(f"{path}: expected {_type_name(hint)}, got {_kind(value)} {value!r}")
+    return None
+
+
+def _exchanges(value: Any, path: str, problems: list[str]) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        problems.append(f"{path}: expected a mapping of exchange names, got {_kind(value)}")
+        return None
+    result = {}
+    for name, section in value.items():
+        cls = EXCHANGE_CONFIGS.get(name)
+        if cls is None:
+            close = difflib.get_close_matches(str(name), list(EXCHANGE_CONFIGS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{_join(path, name)}: unknown exchange{hint}")
+            continue
+        built = _build(cls, {} if section is None else section, _join(path, name), problems)
+        if built is not None:
+            result[name] = built
+    return result
+
+
+def _check_semantics(config: Config, problems: list[str]) -> None:
+    _check_url(config.redis_url, "redis_url", ("redis", "rediss", "unix"), problems)
+    _check_range(config.health_port, "health_port", 0, 65535, problems)
+    _check_range(config.book_depth, "book_depth", 1, 1000, problems)
+    _check_range(config.publish_interval_ms, "publish_interval_ms", 0, 60_000, problems)
+    _check_range(config.market_data_ttl_s, "market_data_ttl_s", 1, 30 * 86400, problems)
+    _check_range(config.stale_after_s, "stale_after_s", 0.1, 86400, problems)
+    _check_range(config.reconnect.initial_delay_s, "reconnect.initial_delay_s", 0, 600, problems)
+    _check_range(config.reconnect.max_delay_s, "reconnect.max_delay_s", 0.001, 3600, problems)
+    if config.reconnect.max_delay_s < config.reconnect.initial_delay_s:
+        problems.append("reconnect.max_delay_s: must not be below reconnect.initial_delay_s")
+    if config.log_format not in ("text", "json"):
+        problems.append(f"log_format: must be 'text' or 'json', not {config.log_format!r}")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(
+            f"log_level: must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
+        )
+    if not config.exchanges:
+        problems.append("exchanges: configure at least one exchange with symbols")
+    for name, exchange in config.exchanges.items():
+        _check_exchange(config, name, exchange, problems)
+
+
+def _check_exchange(
+    config: Config, name: str, exchange: BinanceFuturesConfig, problems: list[str]
+) -> None:
+    path = f"exchanges.{name}"
+    _check_url(exchange.ws_url, f"{path}.ws_url", ("ws", "wss"), problems)
+    _check_url(exchange.rest_url, f"{path}.rest_url", ("http", "https"), problems)
+    if exchange.snapshot_limit not in SNAPSHOT_LIMITS:
+        allowed = ", ".join(map(str, SNAPSHOT_LIMITS))
+        problems.append(f"{path}.snapshot_limit: {exchange.snapshot_limit} is not one of {allowed}")
+    elif config.book_depth > exchange.snapshot_limit:
+        problems.append(
+            f"{path}.snapshot_limit: {exchange.snapshot_limit} is below book_depth "
+            f"{config.book_depth}; published levels would be missing"
+        )
+    if not exchange.symbols:
+        problems.append(f"{path}.symbols: list at least one symbol")
+    seen: set[str] = set()
+    for i, symbol in enumerate(exchange.symbols):
+        if not symbol or not SYMBOL_PATTERN.match(symbol):
+            problems.append(f"{path}.symbols[{i}]: {symbol!r} is not a symbol like BTCUSDT")
+        elif symbol in seen:
+            problems.append(f"{path}.symbols[{i}]: duplicate symbol {symbol!r}")
+        seen.add(symbol)
+
+
+def _check_url(url: str, path: str, schemes: tuple[str, ...], problems: list[str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        problems.append(f"{path}: {mask_url(url)!r} must start with {allowed}")
+    elif parts.scheme != "unix" and not parts.hostname:
+        problems.append(f"{path}: {mask_url(url)!r} has no host")
+
+
+def _check_range(value: float, path: str, low: float, high: float, problems: list[str]) -> None:
+    if not low <= value <= high:
+        problems.append(f"{path}: {value} is outside {low}..{high}")
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _type_name(hint: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, str(hint)
+    )

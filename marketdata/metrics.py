@@ -1,0 +1,78 @@
+"""Every Prometheus instrument the service exposes, defined in one place.
+
+Each Service owns a registry of its own, so two services (or tests) never share counts.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SYMBOL = ("exchange", "symbol")
+FAST_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.ws_connected = Gauge(
+            "ws_connected", "1 while the WebSocket connection is open", (*SYMBOL, "stream"),
+            registry=r,
+        )  # fmt: skip
+        self.ws_disconnects = Counter(
+            "ws_disconnects", "WebSocket connections lost or refused", (*SYMBOL, "stream"),
+            registry=r,
+        )  # fmt: skip
+        self.messages_processed = Counter(
+            "messages_processed", "Exchange messages handled, by event type", ("type",),
+            registry=r,
+        )  # fmt: skip
+        self.messages_error = Counter(
+            "messages_error", "Exchange messages skipped as malformed, by reason", ("reason",),
+            registry=r,
+        )  # fmt: skip
+        self.processing_latency = Histogram(
+            "processing_latency_seconds", "Frame received -> book applied", buckets=FAST_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.exchange_lag = Histogram(
+            "exchange_lag_seconds", "Exchange event time -> received (includes clock skew)",
+            buckets=LAG_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.orderbook_updates = Counter(
+            "orderbook_updates", "Diffs applied to synced books", SYMBOL, registry=r
+        )
+        self.sequence_gaps = Counter(
+            "sequence_gaps", "Continuity breaks detected (gap or crossed book)", SYMBOL, registry=r
+        )
+        self.resyncs = Counter(
+            "resyncs", "Books discarded and rebuilt from a new snapshot", SYMBOL, registry=r
+        )
+        self.snapshot_requests = Counter(
+            "snapshot_requests", "REST snapshot requests, by HTTP status or error", ("status",),
+            registry=r,
+        )  # fmt: skip
+        self.trades_processed = Counter(
+            "trades_processed", "Trades accepted for publishing", registry=r
+        )
+        self.trades_duplicate = Counter(
+            "trades_duplicate", "Trades skipped as repeats of an id already seen", registry=r
+        )
+        self.trades_dropped = Counter(
+            "trades_dropped", "Trades dropped because the pending buffer was full", registry=r
+        )
+        self.redis_publishes = Counter(
+            "redis_publishes", "Messages published to Redis", ("kind",), registry=r
+        )
+        self.redis_errors = Counter("redis_errors", "Failed Redis pipelines", registry=r)
+        self.publish_latency = Histogram(
+            "publish_latency_seconds", "Oldest unpublished change received -> PUBLISH done",
+            buckets=FAST_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.book_levels = Gauge(
+            "book_levels", "Levels held per side", (*SYMBOL, "side"), registry=r
+        )
+        self.book_synced = Gauge("book_synced", "1 while the book is synced", SYMBOL, registry=r)

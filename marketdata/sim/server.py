@@ -1,0 +1,122 @@
+"""The simulator's HTTP/WebSocket server, in Binance USD-M futures' wire format.
+
+REST  GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000
+WS    /public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   (depth, bookTicker)
+      /market/stream?streams=btcusdt@aggTrade                          (trades)
+      /public/ws/<stream>, /market/ws/<stream>                          (raw, unwrapped)
+      {"method": "SUBSCRIBE", "params": [...], "id": 1} on an open connection
+As on the real exchange, a stream asked for on the wrong route delivers nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from marketdata.exchanges.binance_futures import SNAPSHOT_LIMITS
+from marketdata.sim.sources import Source
+
+log = logging.getLogger(__name__)
+
+SOURCE = web.AppKey("source", Source)
+PING_INTERVAL = web.AppKey("ping_interval", float)
+ROUTES = {
+    "public": ("@depth", "@bookticker"),
+    "market": ("@aggtrade", "@trade", "@kline", "@markprice"),
+}
+BAD_LIMIT = orjson.dumps({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."})
+
+
+def create_app(source: Source, ping_interval_s: float = 180.0) -> web.Application:
+    app = web.Application()
+    app[SOURCE] = source
+    app[PING_INTERVAL] = ping_interval_s
+    app.router.add_get("/fapi/v1/depth", depth_snapshot)
+    app.router.add_get("/{route:public|market}/stream", combined_stream)
+    app.router.add_get("/{route:public|market}/ws/{stream}", raw_stream)
+    return app
+
+
+async def depth_snapshot(request: web.Request) -> web.Response:
+    symbol = request.query.get("symbol", "").upper()
+    try:
+        limit = int(request.query.get("limit", "500"))
+    except ValueError:
+        limit = -1
+    if limit not in SNAPSHOT_LIMITS:
+        return web.Response(status=400, body=BAD_LIMIT, content_type="application/json")
+    if not symbol:
+        return web.Response(status=400, body=b'{"code":-1102,"msg":"Mandatory parameter symbol"}')
+    status, body = request.app[SOURCE].snapshot(symbol, limit)
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+async def combined_stream(request: web.Request) -> web.WebSocketResponse:
+    streams = [s for s in request.query.get("streams", "").split("/") if s]
+    return await _serve(request, request.match_info["route"], streams, wrapped=True)
+
+
+async def raw_stream(request: web.Request) -> web.WebSocketResponse:
+    return await _serve(
+        request, request.match_info["route"], [request.match_info["stream"]], wrapped=False
+    )
+
+
+def _carried(route: str, stream: str) -> bool:
+    return any(kind in stream.lower() for kind in ROUTES[route])
+
+
+async def _serve(
+    request: web.Request, route: str, streams: list[str], wrapped: bool
+) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=request.app[PING_INTERVAL], autoping=True)
+    await ws.prepare(request)
+    wanted = {s.lower() for s in streams if _carried(route, s)}
+    senders: list[asyncio.Task[None]] = []
+    if wanted:
+        senders.append(asyncio.create_task(_send(ws, request.app[SOURCE], wanted, wrapped)))
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                reply, added = _control(message.data, route)
+                if added:
+                    senders.append(
+                        asyncio.create_task(_send(ws, request.app[SOURCE], added, wrapped))
+                    )
+                if reply is not None:
+                    await ws.send_frame(reply, WSMsgType.TEXT)
+    finally:
+        for task in senders:
+            task.cancel()
+        for task in senders:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await task
+    return ws
+
+
+def _control(text: str, route: str) -> tuple[bytes | None, set[str]]:
+    """A client request on an open connection: only SUBSCRIBE is understood."""
+    try:
+        request = orjson.loads(text)
+        method, params, request_id = request["method"], request.get("params", []), request["id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return orjson.dumps({"code": 2, "msg": "Invalid request"}), set()
+    if method != "SUBSCRIBE":
+        return orjson.dumps({"result": None, "id": request_id}), set()
+    added = {str(p).lower() for p in params if _carried(route, str(p))}
+    return orjson.dumps({"result": None, "id": request_id}), added
+
+
+async def _send(
+    ws: web.WebSocketResponse, source: Source, streams: set[str], wrapped: bool
+) -> None:
+    async for frame in source.frames(streams):
+        if ws.closed:
+            return
+        if not wrapped:
+            frame = orjson.dumps(orjson.loads(frame)["data"])
+        await ws.send_frame(frame, WSMsgType.TEXT)

@@ -1,0 +1,119 @@
+"""Where the simulator's data comes from: a generated market, or a recorded capture."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import orjson
+
+from marketdata.sim.capture import Capture
+from marketdata.sim.market import SimMarket
+
+INVALID_SYMBOL = orjson.dumps({"code": -1121, "msg": "Invalid symbol."})
+QUEUE_LIMIT = 100_000
+
+
+class Source(Protocol):
+    def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
+        """(HTTP status, body) of GET /fapi/v1/depth."""
+
+    def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
+        """Combined-stream frames for these streams, as they happen."""
+
+
+class GeneratedSource:
+    """One SimMarket per symbol, created on first use, stepped `rate` times a second."""
+
+    def __init__(self, rate: float, seed: int | None = None) -> None:
+        self.rate = rate
+        self.seed = seed
+        self.markets: dict[str, SimMarket] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def market(self, symbol: str) -> SimMarket:
+        market = self.markets.get(symbol)
+        if market is None:
+            market = self.markets[symbol] = SimMarket(symbol, self.seed, _now_ms())
+            self._tasks[symbol] = asyncio.get_running_loop().create_task(self._tick(market))
+        return market
+
+    def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
+        return 200, orjson.dumps(self.market(symbol).snapshot(limit))
+
+    async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
+        for stream in streams:
+            self.market(stream.split("@", 1)[0].upper())
+            self._subscribers.setdefault(stream, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for stream in streams:
+                self._subscribers.get(stream, set()).discard(queue)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _tick(self, market: SimMarket) -> None:
+        loop = asyncio.get_running_loop()
+        started, done = loop.time(), 0
+        name = market.symbol.lower()
+        while True:
+            due = int((loop.time() - started) * self.rate) - done
+            for _ in range(min(due, 10_000)):
+                frames = market.step(_now_ms())
+                self._publish(f"{name}@depth", frames.depth)
+                if frames.book_ticker is not None:
+                    self._publish(f"{name}@bookTicker", frames.book_ticker)
+                if frames.trade is not None:
+                    self._publish(f"{name}@aggTrade", frames.trade)
+            done += max(due, 0)
+            await asyncio.sleep(max(0.001, min(0.1, 1 / self.rate)))
+
+    def _publish(self, stream: str, data: dict[str, Any]) -> None:
+        for name, queues in self._subscribers.items():
+            if queues and (name == stream or name.startswith(stream + "@")):
+                frame = orjson.dumps({"stream": name, "data": data})
+                for queue in queues:
+                    if not queue.full():  # a consumer this slow sees a gap, as it would live
+                        queue.put_nowait(frame)
+
+
+class ReplaySource:
+    """Serves a capture: each connection gets its streams' frames from the start, paced
+    by the recorded receive times divided by `speed` (0 = as fast as possible)."""
+
+    def __init__(self, capture: Capture, speed: float = 1.0) -> None:
+        self.capture = capture
+        self.speed = speed
+
+    def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
+        rest = self.capture.snapshots.get(symbol)
+        return (200, rest.raw.encode()) if rest else (400, INVALID_SYMBOL)
+
+    async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        frames = [f for f in self.capture.frames if f.stream in streams]
+        if not frames:
+            return
+        t0, started = self.capture.records[0].t, loop.time()
+        for frame in frames:
+            if self.speed > 0:
+                wait = (frame.t - t0) / self.speed - (loop.time() - started)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            yield frame.raw.encode()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

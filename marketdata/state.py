@@ -1,0 +1,62 @@
+"""Everything the service knows about one symbol of one exchange."""
+
+from __future__ import annotations
+
+import time
+
+from marketdata.channels import Channels, channels_for
+from marketdata.continuity import ContinuityRule
+from marketdata.events import Trade
+from marketdata.market_stats import RollingTradeStats
+from marketdata.messages import market_data_message, orderbook_message
+from marketdata.sync import BookSync
+
+
+class SymbolState:
+    def __init__(self, exchange: str, symbol: str, rule: ContinuityRule) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.channels: Channels = channels_for(exchange, symbol)
+        self.sync = BookSync(rule)
+        self.stats = RollingTradeStats()
+        self.last_trade_id = -1
+        self.last_recv_ts = 0.0  # receive time of the last diff applied
+        self.pending_since: float | None = None  # receive time of the oldest unpublished change
+
+    def accept_trade(self, trade: Trade) -> bool:
+        """Record a trade; False for a repeat of one already seen (e.g. after a reconnect)."""
+        if trade.trade_id <= self.last_trade_id:
+            return False
+        self.last_trade_id = trade.trade_id
+        self.stats.add(trade)
+        return True
+
+    def render_orderbook(self, depth: int) -> bytes | None:
+        """Top-`depth` book JSON, or None while the book is not synced."""
+        sync = self.sync
+        if not sync.synced or sync.last_id is None:
+            return None
+        bids, asks = sync.book.top(depth)
+        return orderbook_message(
+            self.exchange,
+            self.symbol,
+            bids,
+            asks,
+            sync.last_id,
+            sync.last_exchange_ts,
+            self.last_recv_ts,
+        )
+
+    def render_market_data(self) -> bytes:
+        book = self.sync.book
+        synced = self.sync.synced
+        return market_data_message(
+            self.exchange,
+            self.symbol,
+            book.best_bid() if synced else None,
+            book.best_ask() if synced else None,
+            self.stats.last_price,
+            self.stats.last_qty,
+            self.stats.window(),
+            int(time.time() * 1000),
+        )

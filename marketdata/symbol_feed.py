@@ -1,0 +1,227 @@
+"""One symbol of one exchange: its connections, its book sync and its snapshot fetches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+
+from marketdata.backoff import Backoff
+from marketdata.config import ReconnectConfig
+from marketdata.events import BookTicker, DepthDiff, Trade
+from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
+from marketdata.feed import WebSocketFeed
+from marketdata.metrics import Metrics
+from marketdata.publish import Publisher
+from marketdata.state import SymbolState
+from marketdata.sync import BREAKS, Outcome
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_TIMEOUT_S = 10.0
+MAX_RETRY_AFTER_S = 600.0
+
+
+class SymbolFeed:
+    def __init__(
+        self,
+        adapter: ExchangeAdapter,
+        state: SymbolState,
+        publisher: Publisher,
+        session: aiohttp.ClientSession,
+        reconnect: ReconnectConfig,
+        metrics: Metrics,
+    ) -> None:
+        self.adapter = adapter
+        self.state = state
+        self._publisher = publisher
+        self._session = session
+        self._reconnect = reconnect
+        self._metrics = metrics
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._synced_flag = False
+        labels = (adapter.name, state.symbol)
+        self._updates = metrics.orderbook_updates.labels(*labels)
+        self._gaps = metrics.sequence_gaps.labels(*labels)
+        self._resyncs = metrics.resyncs.labels(*labels)
+        self._synced = metrics.book_synced.labels(*labels)
+        self._diffs_seen = metrics.messages_processed.labels("depth")
+        self._trades_seen = metrics.messages_processed.labels("trade")
+        self._tickers_seen = metrics.messages_processed.labels("book_ticker")
+        self._latency = metrics.processing_latency
+        self._lag = metrics.exchange_lag
+        urls = adapter.stream_urls(state.symbol)
+        self.connections = [
+            WebSocketFeed(
+                f"{adapter.name}:{state.symbol}:{kind}",
+                url,
+                session,
+                self.on_frame,
+                self._state_handler(kind, depth_stream=(i == 0)),
+                Backoff(reconnect.initial_delay_s, reconnect.max_delay_s),
+            )
+            for i, (kind, url) in enumerate(zip(("book", "trades"), urls, strict=False))
+        ]
+
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        return [c.run() for c in self.connections]
+
+    @property
+    def connected(self) -> bool:
+        return all(c.connected for c in self.connections)
+
+    async def close(self) -> None:
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+
+    def on_frame(self, frame: bytes, recv_ts: float) -> None:
+        try:
+            events = self.adapter.parse(frame, recv_ts)
+        except MalformedMessage as e:
+            self._metrics.messages_error.labels(e.reason).inc()
+            log.warning("%s %s: skipped malformed message (%s): %.200r",
+                        self.adapter.name, self.state.symbol, e, frame)  # fmt: skip
+            return
+        state = self.state
+        for event in events:
+            if event.symbol != state.symbol:
+                self._metrics.messages_error.labels("unknown_symbol").inc()
+                log.warning("%s: message for unexpected symbol %r", state.symbol, event.symbol)
+            elif type(event) is DepthDiff:
+                self._on_diff(event)
+            elif type(event) is Trade:
+                self._on_trade(event)
+            elif type(event) is BookTicker:
+                self._tickers_seen.inc()
+
+    def _on_diff(self, diff: DepthDiff) -> None:
+        self._diffs_seen.inc()
+        sync = self.state.sync
+        outcome = sync.on_diff(diff)
+        if outcome is Outcome.APPLIED:
+            self._applied(diff)
+            self._latency.observe(time.time() - diff.recv_ts)
+            self._lag.observe(max(0.0, diff.recv_ts - diff.exchange_ts / 1000))
+        elif outcome in BREAKS:
+            self._broken(outcome, diff)
+        if sync.needs_snapshot:
+            self._request_snapshot()
+
+    def _applied(self, diff: DepthDiff) -> None:
+        state = self.state
+        self._updates.inc()
+        state.last_recv_ts = diff.recv_ts
+        if state.pending_since is None:
+            state.pending_since = diff.recv_ts
+        if not self._synced_flag:
+            self._set_synced(True)
+        self._publisher.book_changed(state)
+
+    def _on_trade(self, trade: Trade) -> None:
+        self._trades_seen.inc()
+        if self.state.accept_trade(trade):
+            self._metrics.trades_processed.inc()
+            self._publisher.trade(self.state, trade)
+        else:
+            self._metrics.trades_duplicate.inc()
+
+    def _broken(self, outcome: Outcome, diff: DepthDiff | None) -> None:
+        self._set_synced(False)
+        if outcome is not Outcome.SNAPSHOT_TOO_OLD:
+            self._gaps.inc()
+            self._resyncs.inc()
+        ids = f"U={diff.first_id} u={diff.last_id} pu={diff.prev_last_id}" if diff else ""
+        log.warning("%s %s: %s, resyncing from a new snapshot %s",
+                    self.adapter.name, self.state.symbol, outcome.value, ids)  # fmt: skip
+        self._publisher.book_changed(self.state)
+
+    def _set_synced(self, synced: bool) -> None:
+        self._synced_flag = synced
+        self._synced.set(1 if synced else 0)
+
+    def _state_handler(self, kind: str, depth_stream: bool) -> Any:
+        gauge = self._metrics.ws_connected.labels(self.adapter.name, self.state.symbol, kind)
+        drops = self._metrics.ws_disconnects.labels(self.adapter.name, self.state.symbol, kind)
+
+        def on_state(connected: bool) -> None:
+            gauge.set(1 if connected else 0)
+            if not connected:
+                drops.inc()
+            if depth_stream:
+                # A new connection starts a new diff chain: the book must be rebuilt.
+                self.state.sync.reset()
+                if self._synced_flag:
+                    self._set_synced(False)
+                    self._publisher.book_changed(self.state)
+
+        return on_state
+
+    def _request_snapshot(self) -> None:
+        if self._snapshot_task is None or self._snapshot_task.done():
+            self._snapshot_task = asyncio.create_task(
+                self._fetch_snapshot(), name=f"snapshot:{self.state.symbol}"
+            )
+
+    async def _fetch_snapshot(self) -> None:
+        backoff = Backoff(self._reconnect.initial_delay_s, self._reconnect.max_delay_s)
+        sync = self.state.sync
+        while sync.needs_snapshot:
+            delay = await self._snapshot_attempt()
+            if delay is None:
+                delay = backoff.next_delay() if sync.needs_snapshot else 0.0
+            if sync.needs_snapshot:
+                await asyncio.sleep(delay)
+
+    async def _snapshot_attempt(self) -> float | None:
+        """One GET; returns a wait imposed by the exchange (Retry-After), else None."""
+        url = self.adapter.snapshot_url(self.state.symbol)
+        symbol = self.state.symbol
+        try:
+            timeout = aiohttp.ClientTimeout(total=SNAPSHOT_TIMEOUT_S)
+            async with self._session.get(url, timeout=timeout) as response:
+                body = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            self._metrics.snapshot_requests.labels("error").inc()
+            log.warning("%s: snapshot request failed: %s", symbol, e or type(e).__name__)
+            return None
+        self._metrics.snapshot_requests.labels(str(status)).inc()
+        if status != 200:
+            log.warning("%s: snapshot HTTP %s: %.200r", symbol, status, body)
+            return _retry_after_s(retry_after)
+        try:
+            snapshot = self.adapter.parse_snapshot(symbol, body, time.time())
+        except MalformedMessage as e:
+            self._metrics.messages_error.labels(e.reason).inc()
+            log.warning("%s: skipped malformed snapshot (%s)", symbol, e)
+            return None
+        self._apply_snapshot(snapshot)
+        return None
+
+    def _apply_snapshot(self, snapshot: Any) -> None:
+        outcomes = self.state.sync.on_snapshot(snapshot)
+        log.info("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
+                 self.adapter.name, self.state.symbol, snapshot.last_id, len(outcomes),
+                 self.state.sync.state.value)  # fmt: skip
+        for outcome in outcomes:
+            if outcome in BREAKS:
+                self._broken(outcome, None)
+        if self.state.sync.synced:
+            self.state.last_recv_ts = snapshot.recv_ts
+            self._set_synced(True)
+            self._updates.inc(outcomes.count(Outcome.APPLIED))
+            self._publisher.book_changed(self.state)
+
+
+def _retry_after_s(header: str | None) -> float | None:
+    if header is None:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
+    except ValueError:
+        return None

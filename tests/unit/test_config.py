@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from marketdata.cli import main
+from marketdata.config import ConfigError, load_config, mask_url, parse_config
+
+VALID = "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_real_endpoints(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID), environ={})
+    exchange = config.exchanges["binance_futures"]
+    assert exchange.ws_url == "wss://fstream.binance.com"
+    assert exchange.rest_url == "https://fapi.binance.com"
+    assert (config.health_port, config.book_depth, config.publish_interval_ms) == (9090, 20, 100)
+    assert config.market_data_ttl_s == 300
+
+
+def test_repository_config_is_valid() -> None:
+    config = load_config(Path(__file__).parents[2] / "config.yaml", environ={})
+    assert config.exchanges["binance_futures"].symbols
+
+
+def test_env_overrides_urls(tmp_path: Path) -> None:
+    env = {
+        "MARKETDATA_REDIS_URL": "redis://:s3cret@10.0.0.1:6380/1",
+        "MARKETDATA_BINANCE_FUTURES_WS_URL": "ws://127.0.0.1:8765",
+        "MARKETDATA_BINANCE_FUTURES_REST_URL": "http://127.0.0.1:8765",
+    }
+    config = load_config(write(tmp_path, VALID), environ=env)
+    assert config.redis_url == "redis://:s3cret@10.0.0.1:6380/1"
+    assert config.exchanges["binance_futures"].ws_url == "ws://127.0.0.1:8765"
+    assert config.exchanges["binance_futures"].rest_url == "http://127.0.0.1:8765"
+    assert "s3cret" not in repr(config)
+
+
+def test_mask_url_hides_password() -> None:
+    assert mask_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+    assert mask_url("redis://host:1/0") == "redis://host:1/0"
+
+
+def test_lowercase_symbols_are_normalised() -> None:
+    raw = {"exchanges": {"binance_futures": {"symbols": ["btcusdt"]}}}
+    assert parse_config(raw, environ={}).exchanges["binance_futures"].symbols == ("BTCUSDT",)
+
+
+BAD_CASES = {
+    "unknown key": (
+        VALID + "publish_intervl_ms: 50\n",
+        "publish_intervl_ms: unknown key (did you mean 'publish_interval_ms'?)",
+    ),
+    "unknown nested key": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    snapshot_limt: 100\n",
+        "exchanges.binance_futures.snapshot_limt: unknown key (did you mean 'snapshot_limit'?)",
+    ),
+    "unknown exchange": (
+        "exchanges:\n  binance_future:\n    symbols: [BTCUSDT]\n",
+        "exchanges.binance_future: unknown exchange (did you mean 'binance_futures'?)",
+    ),
+    "wrong type": (VALID + "book_depth: twenty\n", "book_depth: expected an integer, got str"),
+    "wrong type in list": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT, 42]\n",
+        "exchanges.binance_futures.symbols[1]: expected a string, got int",
+    ),
+    "empty symbols": (
+        "exchanges:\n  binance_futures:\n    symbols: []\n",
+        "exchanges.binance_futures.symbols: list at least one symbol",
+    ),
+    "duplicate symbols": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT, ETHUSDT, btcusdt]\n",
+        "exchanges.binance_futures.symbols[2]: duplicate symbol 'BTCUSDT'",
+    ),
+    "bad ws scheme": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n"
+        "    ws_url: https://fstream.binance.com\n",
+        "exchanges.binance_futures.ws_url: 'https://fstream.binance.com' must start with "
+        "ws://, wss://",
+    ),
+    "bad rest scheme": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    rest_url: ftp://x\n",
+        "exchanges.binance_futures.rest_url: 'ftp://x' must start with http://, https://",
+    ),
+    "bad redis scheme": (
+        VALID + "redis_url: http://localhost:6379\n",
+        "redis_url: 'http://localhost:6379' must start with redis://, rediss://, unix://",
+    ),
+    "snapshot limit": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    snapshot_limit: 30\n",
+        "exchanges.binance_futures.snapshot_limit: 30 is not one of 5, 10, 20, 50, 100, 500, 1000",
+    ),
+    "no exchanges": ("book_depth: 20\n", "exchanges: configure at least one exchange"),
+    "not yaml": ("exchanges: [unclosed\n", "not valid YAML at line 2"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_config_names_the_key_and_exits_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, message = BAD_CASES[case]
+    assert main(["check-config", "--config", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_every_problem_reported_at_once() -> None:
+    raw = {"book_depth": "x", "health_port": 99999, "exchanges": {"binance_futures": {}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, environ={})
+    assert len(info.value.problems) == 1  # type errors stop semantic checks...
+    raw = {"health_port": 99999, "exchanges": {"binance_futures": {"symbols": []}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, environ={})
+    assert len(info.value.problems) == 2  # ...but every semantic problem is listed
+
+
+def test_cli_exit_code_2_from_a_real_process(tmp_path: Path) -> None:
+    path = write(tmp_path, "exchanges:\n  binance_futures:\n    symbols: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "marketdata.cli", "run", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "marketdata: config error: exchanges.binance_futures.symbols: list at least one symbol"
+    ]
