@@ -75,7 +75,7 @@ async def _serve(
 ) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=request.app[PING_INTERVAL], autoping=True)
     await ws.prepare(request)
-    wanted = {s.lower() for s in streams if _carried(route, s)}
+    wanted = {s for s in streams if _carried(route, s)}
     senders: list[asyncio.Task[None]] = []
     if wanted:
         senders.append(asyncio.create_task(_send(ws, request.app[SOURCE], wanted, wrapped)))
@@ -107,7 +107,7 @@ def _control(text: str, route: str) -> tuple[bytes | None, set[str]]:
         return orjson.dumps({"code": 2, "msg": "Invalid request"}), set()
     if method != "SUBSCRIBE":
         return orjson.dumps({"result": None, "id": request_id}), set()
-    added = {str(p).lower() for p in params if _carried(route, str(p))}
+    added = {str(p) for p in params if _carried(route, str(p))}
     return orjson.dumps({"result": None, "id": request_id}), added
 
 

@@ -32,8 +32,10 @@ class GeneratedSource:
         self.rate = rate
         self.seed = seed
         self.markets: dict[str, SimMarket] = {}
-        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        # lower-case stream name -> {queue: the name as the client spelled it}
+        self._subscribers: dict[str, dict[asyncio.Queue[bytes], str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.paused = False  # while True, markets stand still (tests compare final books)
 
     def market(self, symbol: str) -> SimMarket:
         market = self.markets.get(symbol)
@@ -49,13 +51,13 @@ class GeneratedSource:
         queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
         for stream in streams:
             self.market(stream.split("@", 1)[0].upper())
-            self._subscribers.setdefault(stream, set()).add(queue)
+            self._subscribers.setdefault(stream.lower(), {})[queue] = stream
         try:
             while True:
                 yield await queue.get()
         finally:
             for stream in streams:
-                self._subscribers.get(stream, set()).discard(queue)
+                self._subscribers.get(stream.lower(), {}).pop(queue, None)
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -70,6 +72,9 @@ class GeneratedSource:
         name = market.symbol.lower()
         while True:
             due = int((loop.time() - started) * self.rate) - done
+            if self.paused:
+                done += max(due, 0)
+                due = 0
             for _ in range(min(due, 10_000)):
                 frames = market.step(_now_ms())
                 self._publish(f"{name}@depth", frames.depth)
@@ -81,12 +86,18 @@ class GeneratedSource:
             await asyncio.sleep(max(0.001, min(0.1, 1 / self.rate)))
 
     def _publish(self, stream: str, data: dict[str, Any]) -> None:
-        for name, queues in self._subscribers.items():
-            if queues and (name == stream or name.startswith(stream + "@")):
-                frame = orjson.dumps({"stream": name, "data": data})
-                for queue in queues:
-                    if not queue.full():  # a consumer this slow sees a gap, as it would live
-                        queue.put_nowait(frame)
+        """Send to subscribers of `stream` or of a variant of it (`btcusdt@depth@100ms`)."""
+        stream = stream.lower()
+        frames: dict[str, bytes] = {}
+        for key, queues in self._subscribers.items():
+            if not queues or not (key == stream or key.startswith(stream + "@")):
+                continue
+            for queue, name in queues.items():
+                frame = frames.get(name)
+                if frame is None:
+                    frame = frames[name] = orjson.dumps({"stream": name, "data": data})
+                if not queue.full():  # a consumer this slow sees a gap, as it would live
+                    queue.put_nowait(frame)
 
 
 class ReplaySource:
@@ -103,7 +114,8 @@ class ReplaySource:
 
     async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        frames = [f for f in self.capture.frames if f.stream in streams]
+        wanted = {s.lower() for s in streams}
+        frames = [f for f in self.capture.frames if f.stream.lower() in wanted]
         if not frames:
             return
         t0, started = self.capture.records[0].t, loop.time()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from aiohttp import web
 
+from marketdata.config import Config, parse_config
+from marketdata.sim.server import create_app
+from marketdata.sim.sources import GeneratedSource, Source
 from tests.helpers import free_port
 
 
@@ -67,3 +72,56 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
     await client.flushall()
     yield client
     await client.aclose()
+
+
+class SimServer:
+    """The simulator's app served on a free loopback port inside the test's event loop."""
+
+    def __init__(self, source: Source, ping_interval_s: float = 180.0) -> None:
+        self.source = source
+        self.port = free_port()
+        self.url_ws = f"ws://127.0.0.1:{self.port}"
+        self.url_http = f"http://127.0.0.1:{self.port}"
+        self._runner = web.AppRunner(create_app(source, ping_interval_s), access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if isinstance(self.source, GeneratedSource):
+            await self.source.close()
+        await self._runner.cleanup()
+
+
+@pytest.fixture
+async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimServer]]]:
+    servers: list[SimServer] = []
+
+    async def start(source: Source, ping_interval_s: float = 180.0) -> SimServer:
+        server = SimServer(source, ping_interval_s)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrides: Any) -> Config:
+    raw: dict[str, Any] = {
+        "redis_url": redis_url,
+        "publish_interval_ms": 50,
+        "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
+        "exchanges": {
+            "binance_futures": {
+                "symbols": symbols,
+                "ws_url": sim.url_ws,
+                "rest_url": sim.url_http,
+                "snapshot_limit": 1000,
+            }
+        },
+    }
+    raw.update(overrides)
+    return parse_config(raw, environ={})

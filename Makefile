@@ -1,0 +1,39 @@
+# One set of targets for the README, CI and developers.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PYTHON    ?= python3
+
+.PHONY: demo test lint format bench install redis clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+redis:
+	@scripts/ensure-redis.sh
+
+## Simulator + service + local Redis, in the foreground (Ctrl-C stops everything).
+demo: install redis
+	@scripts/demo.sh
+
+## The whole test suite against real redis-server processes.
+test: install redis
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install redis
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache *.egg-info
