@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -47,6 +48,23 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--replay", metavar="FILE", help="serve a recorded capture instead")
     sim.add_argument("--speed", type=float, default=1.0, help="replay speed (0: no pauses)")
     sim.add_argument("--ping-interval", type=float, default=180.0, help="server pings, s")
+    faults = sim.add_argument_group("fault scenarios (per connection; N=0 is off)")
+    for flag, text in (
+        ("gap-every", "drop every N-th depth diff (the id chain breaks)"),
+        ("duplicate-every", "send every N-th depth diff twice"),
+        ("reorder-every", "send every N-th depth diff after the next one"),
+        ("disconnect-every", "close each connection after N frames"),
+        ("oversize-every", "send a frame over 4 MiB every N frames"),
+        ("malformed-every", "send a malformed frame every N frames"),
+        ("silence-every", "with --silence-ms: go silent after every N frames (default 100)"),
+    ):
+        faults.add_argument(f"--{flag}", type=int, metavar="N", help=text)
+    faults.add_argument("--silence-ms", type=int, metavar="MS", help="length of each silence")
+    faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
+    faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
+                        help="answer snapshot requests with this status")  # fmt: skip
+    faults.add_argument("--snapshot-failures", type=int, metavar="N", help="that many times")
+    faults.add_argument("--retry-after", type=float, metavar="S", help="Retry-After with 429/418")
     sim.set_defaults(handler=_sim)
     return parser
 
@@ -74,14 +92,18 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
-    from marketdata.service import Service
+    from marketdata.service import Service, StartupError
 
     async def run() -> None:
         service = Service(config)
         _on_signals(service.stop)
         await service.run()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StartupError as e:
+        print(f"marketdata: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -97,7 +119,8 @@ def _sim(args: argparse.Namespace) -> int:
             source = ReplaySource(load_capture(args.replay), args.speed)
         else:
             source = GeneratedSource(args.rate, args.seed)
-        runner = web.AppRunner(create_app(source, args.ping_interval), access_log=None)
+        scenario = _scenario(args)
+        runner = web.AppRunner(create_app(source, args.ping_interval, scenario), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, args.host, args.port).start()
         what = f"replaying {args.replay}" if args.replay else f"generated, {args.rate:g} diffs/s"
@@ -116,6 +139,27 @@ def _sim(args: argparse.Namespace) -> int:
         print(f"marketdata sim: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _scenario(args: argparse.Namespace) -> Any:
+    from marketdata.sim.scenarios import Scenario
+
+    given = {
+        name: getattr(args, name)
+        for name in (
+            "gap_every", "duplicate_every", "reorder_every", "disconnect_every", "oversize_every",
+            "malformed_every", "silence_every", "silence_ms", "snapshot_status",
+            "snapshot_failures",
+        )
+        if getattr(args, name) is not None
+    }  # fmt: skip
+    if args.retry_after is not None:
+        given["retry_after_s"] = args.retry_after
+    if args.silence_symbols:
+        given["silence_symbols"] = frozenset(
+            s.strip().upper() for s in args.silence_symbols.split(",")
+        )
+    return Scenario(**given)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

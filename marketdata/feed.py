@@ -1,7 +1,13 @@
 """One WebSocket connection, kept open: connect, hand frames on, reconnect with backoff.
 
-Pings from the server are answered by aiohttp (autoping). Frames are handed on as bytes
-with their receive time; what they mean is the adapter's business, not this loop's.
+- Server pings are answered by aiohttp (autoping); our own pings every `ping_interval_s`
+  detect a dead TCP connection on a quiet stream.
+- Watchdog: no frame for `stale_after_s` (when set) -> reconnect.
+- Handover: before `max_age_s` (the exchange's 24 h limit) a successor connection is
+  opened; its frames are held while the old one drains for `handover_grace_s`, then
+  handed on in order. Consumers drop what they already have by id, so nothing is lost,
+  nothing doubled, and the connection never reports itself down.
+Frames are handed on as bytes with their receive time; their meaning is not this loop's.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import WSMsgType
 
 from marketdata.backoff import Backoff
 
@@ -19,7 +27,23 @@ log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[bytes, float], None]
 StateHandler = Callable[[bool], None]
+ErrorHandler = Callable[[str], None]
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
+ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPolicy:
+    stale_after_s: float | None = None  # watchdog; None: rely on pings alone
+    ping_interval_s: float = 30.0
+    max_age_s: float = 23 * 3600.0
+    handover_grace_s: float = 1.0
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+
+class StaleConnection(Exception):
+    pass
 
 
 class WebSocketFeed:
@@ -31,43 +55,131 @@ class WebSocketFeed:
         on_frame: FrameHandler,
         on_state: StateHandler,
         backoff: Backoff,
+        policy: ConnectionPolicy = ConnectionPolicy(),
+        on_error: ErrorHandler | None = None,
     ) -> None:
         self.name = name
         self.url = url
         self._session = session
         self._on_frame = on_frame
         self._on_state = on_state
+        self._on_error = on_error or (lambda reason: None)
         self._backoff = backoff
+        self.policy = policy
         self.connected = False
+        self.handovers = 0
 
     async def run(self) -> None:
-        """Keep the connection open until cancelled."""
+        """Keep a connection open until cancelled."""
+        ws: aiohttp.ClientWebSocketResponse | None = None
         while True:
             try:
-                await self._connect_once()
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                log.warning("%s: connection failed: %s", self.name, e or type(e).__name__)
-            finally:
+                if ws is None:
+                    ws = await self._open()
+                    self.connected = True
+                    log.info("%s: connected to %s", self.name, self.url)
+                    self._on_state(True)
+                ws = await self._pump(ws)
+            except (aiohttp.ClientError, OSError, TimeoutError, StaleConnection) as e:
+                log.warning("%s: connection lost: %s", self.name, e or type(e).__name__)
+                if ws is not None:
+                    await ws.close()
+                ws = None
+            except asyncio.CancelledError:
+                if ws is not None:
+                    await ws.close()
+                raise
+            if ws is None:
                 if self.connected:
                     self.connected = False
                     self._on_state(False)
-            delay = self._backoff.next_delay()
-            log.warning("%s: reconnecting in %.2fs", self.name, delay)
-            await asyncio.sleep(delay)
+                delay = self._backoff.next_delay()
+                log.warning("%s: reconnecting in %.2fs", self.name, delay)
+                await asyncio.sleep(delay)
 
-    async def _connect_once(self) -> None:
-        async with self._session.ws_connect(
-            self.url, autoping=True, max_msg_size=MAX_FRAME_BYTES, decode_text=False
-        ) as ws:
-            self.connected = True
-            log.info("%s: connected to %s", self.name, self.url)
-            self._on_state(True)
-            on_frame = self._on_frame
-            async for message in ws:
-                if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    if self._backoff.attempt:
-                        self._backoff.reset()  # data flows: the next drop starts afresh
-                    on_frame(message.data, time.time())
-                elif message.type is aiohttp.WSMsgType.ERROR:
-                    raise aiohttp.ClientError(f"websocket error: {ws.exception()}")
-            log.warning("%s: closed by server (code %s)", self.name, ws.close_code)
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        return await self._session.ws_connect(
+            self.url,
+            autoping=True,
+            heartbeat=self.policy.ping_interval_s,
+            max_msg_size=self.policy.max_frame_bytes,
+            decode_text=False,
+        )
+
+    async def _pump(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """Hand frames on until the connection ends (None) or is handed over (successor)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.max_age_s
+        stale = self.policy.stale_after_s
+        on_frame = self._on_frame
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return await self._handover(ws)
+            try:
+                message = await ws.receive(timeout=min(remaining, stale or remaining))
+            except TimeoutError:
+                if loop.time() >= deadline:
+                    return await self._handover(ws)
+                self._on_error("stale_connection")
+                raise StaleConnection(f"no frame for {stale:g}s") from None
+            if message.type in DATA:
+                if self._backoff.attempt:
+                    self._backoff.reset()  # data flows: the next drop starts afresh
+                on_frame(message.data, time.time())
+            elif message.type in ENDED:
+                log.warning("%s: closed by server (code %s)", self.name, ws.close_code)
+                return None
+            elif message.type is WSMsgType.ERROR:
+                self._frame_error(message.data)
+
+    def _frame_error(self, error: BaseException) -> None:
+        if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:
+            self._on_error("oversize")
+            raise aiohttp.ClientError(
+                f"frame over {self.policy.max_frame_bytes} bytes; the protocol cannot skip it"
+            )
+        raise aiohttp.ClientError(f"websocket error: {error}")
+
+    async def _handover(
+        self, old: aiohttp.ClientWebSocketResponse
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """Open a successor, drain the old connection briefly, then switch without a gap."""
+        try:
+            new = await self._open()
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("%s: handover connection failed (%s); reconnecting", self.name, e)
+            await old.close()
+            return None
+        held: list[tuple[bytes, float]] = []
+        collector = asyncio.create_task(self._hold(new, held))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.policy.handover_grace_s
+        try:
+            while (remaining := end - loop.time()) > 0:
+                try:
+                    message = await old.receive(timeout=remaining)
+                except TimeoutError:
+                    break
+                if message.type not in DATA:
+                    break
+                self._on_frame(message.data, time.time())
+        finally:
+            await old.close()
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+        for frame, recv_ts in held:
+            self._on_frame(frame, recv_ts)
+        self.handovers += 1
+        log.info("%s: handed over to a new connection (%d frames held)", self.name, len(held))
+        return None if new.closed else new
+
+    @staticmethod
+    async def _hold(ws: aiohttp.ClientWebSocketResponse, held: list[tuple[bytes, float]]) -> None:
+        while True:
+            message = await ws.receive()
+            if message.type not in DATA:
+                return
+            held.append((message.data, time.time()))

@@ -55,6 +55,10 @@ class Metrics:
             "snapshot_requests", "REST snapshot requests, by HTTP status or error", ("status",),
             registry=r,
         )  # fmt: skip
+        self.diffs_dropped = Counter(
+            "diffs_dropped", "Diffs ignored as already contained in the book (by id)", SYMBOL,
+            registry=r,
+        )  # fmt: skip
         self.trades_processed = Counter(
             "trades_processed", "Trades accepted for publishing", registry=r
         )

@@ -52,6 +52,8 @@ class Publisher:
         self._trade_seq = 0
         self._max_pending_trades = max_pending_trades
         self._wake = asyncio.Event()
+        self._stopping = False
+        self.trades_published = 0
         self.healthy = True
 
     def book_changed(self, state: SymbolState) -> None:
@@ -74,9 +76,14 @@ class Publisher:
     def pending_trades(self) -> int:
         return len(self._trades)
 
+    def stop(self) -> None:
+        """Let run() return after the flush in flight (if any) completes."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Flush whenever something is due, until cancelled."""
-        while True:
+        """Flush whenever something is due, until stop() or cancellation."""
+        while not self._stopping:
             timeout = self._until_next_due()
             if timeout is None or timeout > 0:
                 try:
@@ -84,6 +91,8 @@ class Publisher:
                 except TimeoutError:
                     pass
             self._wake.clear()
+            if self._stopping:
+                return
             if not await self.flush():
                 await asyncio.sleep(RETRY_DELAY_S)
 
@@ -158,6 +167,7 @@ class Publisher:
             if pending_since is not None:
                 latency.observe(wall - pending_since)
         self._count_trades.inc(len(trades))
+        self.trades_published += len(trades)
         self._count_books.inc(books)
         self._count_market_data.inc(len(due))
 

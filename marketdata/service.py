@@ -1,4 +1,5 @@
-"""Wiring: one publisher, one SymbolFeed per configured symbol, supervised until stopped."""
+"""Wiring: one publisher, one SymbolFeed per configured symbol, the HTTP endpoint; supervised
+until stopped, then shut down in order: stop reading, flush, close sockets."""
 
 from __future__ import annotations
 
@@ -8,18 +9,25 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from marketdata import __version__
 from marketdata.config import Config, mask_url
 from marketdata.exchanges import ADAPTERS, ExchangeAdapter
+from marketdata.http import create_app
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
+from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_TIMEOUT_S = 3.0
+
+
+class StartupError(Exception):
+    """The service cannot start (e.g. its HTTP port is taken)."""
 
 
 class Service:
@@ -35,28 +43,43 @@ class Service:
             metrics=self.metrics,
         )
         self.feeds: list[SymbolFeed] = []
+        self._by_key: dict[tuple[str, str], SymbolFeed] = {}
+        self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._http: web.AppRunner | None = None
+        self._publisher_task: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stop.set()
+
+    def feed_for(self, exchange: str, symbol: str) -> SymbolFeed | None:
+        return self._by_key.get((exchange, symbol))
+
+    def update_gauges(self) -> None:
+        for feed in self.feeds:
+            feed.update_gauges()
 
     async def run(self) -> None:
         """Run until stop() is called or a task fails; then shut down cleanly."""
         log.info("marketdata %s starting; redis %s", __version__, mask_url(self.config.redis_url))
         self._session = aiohttp.ClientSession()
-        self.feeds = self._build_feeds(self._session)
-        tasks = [asyncio.create_task(self.publisher.run(), name="publisher")]
-        for feed in self.feeds:
-            tasks += [asyncio.create_task(c, name=feed.state.symbol) for c in feed.tasks()]
-        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        tasks: list[asyncio.Task[Any]] = []
         try:
-            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            self.feeds = self._build_feeds(self._session)
+            await self._start_http()
+            self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
+            tasks.append(self._publisher_task)
+            for feed in self.feeds:
+                tasks += [asyncio.create_task(c, name=feed.key) for c in feed.tasks()]
+            stopper = asyncio.create_task(self._stop.wait(), name="stop")
+            tasks.append(stopper)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stopper and not task.cancelled() and task.exception():
                     raise task.exception()  # type: ignore[misc]
         finally:
-            await self._shutdown([stopper, *tasks])
+            await self._shutdown(tasks)
 
     def _build_feeds(self, session: aiohttp.ClientSession) -> list[SymbolFeed]:
         feeds = []
@@ -64,33 +87,65 @@ class Service:
             adapter: ExchangeAdapter = ADAPTERS[name](
                 exchange.ws_url, exchange.rest_url, exchange.snapshot_limit
             )
+            gate = RestGate()  # one per exchange: its weight limit is per IP, across symbols
             for symbol in exchange.symbols:
                 state = SymbolState(name, symbol, adapter.continuity)
-                feeds.append(
-                    SymbolFeed(
-                        adapter,
-                        state,
-                        self.publisher,
-                        session,
-                        self.config.reconnect,
-                        self.metrics,
-                    )  # fmt: skip
-                )
+                feed = SymbolFeed(
+                    adapter, state, self.publisher, session, self.config.reconnect,
+                    self.metrics, gate, self.config.stale_after_s,
+                )  # fmt: skip
+                feeds.append(feed)
+                self._by_key[(name, symbol)] = feed
         return feeds
 
+    async def _start_http(self) -> None:
+        host, port = self.config.health_host, self.config.health_port
+        self._http = web.AppRunner(create_app(self), access_log=None)
+        await self._http.setup()
+        try:
+            await web.TCPSite(self._http, host, port).start()
+        except OSError as e:
+            raise StartupError(f"cannot listen on {host}:{port} (health_port): {e.strerror}") from e
+        address = self._http.addresses[0]
+        self.http_port = int(address[1])
+        log.info(
+            "operations endpoint on http://%s:%d (/health /ready /metrics)", host, self.http_port
+        )
+
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Stop reading, let the flush in flight finish, flush the rest, close sockets."""
         log.info("shutting down: closing feeds, flushing pending messages")
-        for task in tasks:
+        readers = [t for t in tasks if t is not self._publisher_task]
+        for task in readers:
             task.cancel()
         for feed in self.feeds:
             await feed.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            await asyncio.wait_for(self.publisher.flush(everything=True), SHUTDOWN_FLUSH_TIMEOUT_S)
-        except TimeoutError:
-            log.error("shutdown: redis flush timed out; %d trades unpublished",
-                      self.publisher.pending_trades)  # fmt: skip
+        await asyncio.gather(*readers, return_exceptions=True)
+        if await self._drain_publisher():
+            log.info("shutdown: all pending messages published (%d trades in all)",
+                     self.publisher.trades_published)  # fmt: skip
+        else:
+            log.error("shutdown: %d trades could not be published", self.publisher.pending_trades)
+        if self._http is not None:
+            await self._http.cleanup()
         if self._session is not None:
             await self._session.close()
         await self.redis.aclose()
         log.info("stopped")
+
+    async def _drain_publisher(self) -> bool:
+        """Finish the flush in flight, then publish everything pending; False on timeout."""
+        self.publisher.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_FLUSH_TIMEOUT_S
+        try:
+            if self._publisher_task is not None:
+                await asyncio.wait_for(self._publisher_task, SHUTDOWN_FLUSH_TIMEOUT_S)
+            while loop.time() < deadline:
+                remaining = deadline - loop.time()
+                if await asyncio.wait_for(self.publisher.flush(everything=True), remaining):
+                    return True
+                await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+        except TimeoutError:
+            pass
+        return False

@@ -14,16 +14,16 @@ from marketdata.backoff import Backoff
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
-from marketdata.feed import WebSocketFeed
+from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
+from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.sync import BREAKS, Outcome
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_S = 10.0
-MAX_RETRY_AFTER_S = 600.0
 
 
 class SymbolFeed:
@@ -35,9 +35,14 @@ class SymbolFeed:
         session: aiohttp.ClientSession,
         reconnect: ReconnectConfig,
         metrics: Metrics,
+        gate: RestGate,
+        stale_after_s: float,
     ) -> None:
         self.adapter = adapter
         self.state = state
+        self.key = f"{adapter.name}:{state.symbol}"
+        self._gate = gate
+        self.last_frame_at: float | None = None  # monotonic time of the last frame
         self._publisher = publisher
         self._session = session
         self._reconnect = reconnect
@@ -49,22 +54,34 @@ class SymbolFeed:
         self._gaps = metrics.sequence_gaps.labels(*labels)
         self._resyncs = metrics.resyncs.labels(*labels)
         self._synced = metrics.book_synced.labels(*labels)
+        self._levels_bid = metrics.book_levels.labels(*labels, "bid")
+        self._levels_ask = metrics.book_levels.labels(*labels, "ask")
+        self._dropped = metrics.diffs_dropped.labels(*labels)
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("book_ticker")
         self._latency = metrics.processing_latency
         self._lag = metrics.exchange_lag
-        urls = adapter.stream_urls(state.symbol)
+        book_url, trades_url = adapter.stream_urls(state.symbol)
+        # The book stream must never be silent for long; a quiet trade stream is normal, so
+        # it is only checked by pings.
+        book_policy = ConnectionPolicy(stale_after_s=stale_after_s, ping_interval_s=stale_after_s)
+        trades_policy = ConnectionPolicy(stale_after_s=None, ping_interval_s=stale_after_s)
         self.connections = [
             WebSocketFeed(
-                f"{adapter.name}:{state.symbol}:{kind}",
+                f"{self.key}:{kind}",
                 url,
                 session,
                 self.on_frame,
-                self._state_handler(kind, depth_stream=(i == 0)),
+                self._state_handler(kind, depth_stream=(kind == "book")),
                 Backoff(reconnect.initial_delay_s, reconnect.max_delay_s),
+                policy,
+                self._count_error,
+            )  # fmt: skip
+            for kind, url, policy in (
+                ("book", book_url, book_policy),
+                ("trades", trades_url, trades_policy),
             )
-            for i, (kind, url) in enumerate(zip(("book", "trades"), urls, strict=False))
         ]
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
@@ -78,7 +95,28 @@ class SymbolFeed:
         if self._snapshot_task is not None:
             self._snapshot_task.cancel()
 
+    def readiness_problems(self, now: float, stale_after_s: float) -> list[str]:
+        """Why this symbol is not ready ([] when it is)."""
+        problems = [f"{c.name.rsplit(':', 1)[1]} stream disconnected" for c in self.connections
+                    if not c.connected]  # fmt: skip
+        if not self.state.sync.synced:
+            problems.append(f"book not synced ({self.state.sync.state.value})")
+        if self.last_frame_at is None:
+            problems.append("no message yet")
+        elif now - self.last_frame_at > stale_after_s:
+            problems.append(f"no message for {now - self.last_frame_at:.1f}s")
+        return problems
+
+    def update_gauges(self) -> None:
+        bids, asks = self.state.sync.book.level_counts()
+        self._levels_bid.set(bids)
+        self._levels_ask.set(asks)
+
+    def _count_error(self, reason: str) -> None:
+        self._metrics.messages_error.labels(reason).inc()
+
     def on_frame(self, frame: bytes, recv_ts: float) -> None:
+        self.last_frame_at = time.monotonic()
         try:
             events = self.adapter.parse(frame, recv_ts)
         except MalformedMessage as e:
@@ -106,6 +144,8 @@ class SymbolFeed:
             self._applied(diff)
             self._latency.observe(time.time() - diff.recv_ts)
             self._lag.observe(max(0.0, diff.recv_ts - diff.exchange_ts / 1000))
+        elif outcome is Outcome.DROPPED:
+            self._dropped.inc()
         elif outcome in BREAKS:
             self._broken(outcome, diff)
         if sync.needs_snapshot:
@@ -170,6 +210,9 @@ class SymbolFeed:
         backoff = Backoff(self._reconnect.initial_delay_s, self._reconnect.max_delay_s)
         sync = self.state.sync
         while sync.needs_snapshot:
+            await self._gate.acquire(self.adapter.snapshot_weight)
+            if not sync.needs_snapshot:
+                break  # e.g. the connection reset while we waited
             delay = await self._snapshot_attempt()
             if delay is None:
                 delay = backoff.next_delay() if sync.needs_snapshot else 0.0
@@ -185,15 +228,15 @@ class SymbolFeed:
             async with self._session.get(url, timeout=timeout) as response:
                 body = await response.read()
                 status = response.status
-                retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             self._metrics.snapshot_requests.labels("error").inc()
             log.warning("%s: snapshot request failed: %s", symbol, e or type(e).__name__)
             return None
         self._metrics.snapshot_requests.labels(str(status)).inc()
+        self._gate.record(status, response.headers)
         if status != 200:
             log.warning("%s: snapshot HTTP %s: %.200r", symbol, status, body)
-            return _retry_after_s(retry_after)
+            return 0.0 if status in (418, 429) else None  # the gate holds the wait
         try:
             snapshot = self.adapter.parse_snapshot(symbol, body, time.time())
         except MalformedMessage as e:
@@ -216,12 +259,3 @@ class SymbolFeed:
             self._set_synced(True)
             self._updates.inc(outcomes.count(Outcome.APPLIED))
             self._publisher.book_changed(self.state)
-
-
-def _retry_after_s(header: str | None) -> float | None:
-    if header is None:
-        return None
-    try:
-        return min(MAX_RETRY_AFTER_S, max(0.0, float(header)))
-    except ValueError:
-        return None

@@ -22,6 +22,7 @@ class MalformedMessage(ValueError):
 class ExchangeAdapter(Protocol):
     name: str
     continuity: ContinuityRule
+    snapshot_weight: int  # request weight of one snapshot, for the REST gate
 
     def stream_urls(self, symbol: str) -> list[str]:
         """WebSocket URLs to open for one symbol (each one connection)."""

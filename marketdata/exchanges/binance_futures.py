@@ -23,7 +23,8 @@ from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to
 NAME = "binance_futures"
 DEFAULT_WS_URL = "wss://fstream.binance.com"
 DEFAULT_REST_URL = "https://fapi.binance.com"
-SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+SNAPSHOT_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+SNAPSHOT_LIMITS = tuple(SNAPSHOT_WEIGHTS)
 DEPTH_STREAM = "depth@100ms"
 
 _EMPTY: tuple[Event, ...] = ()
@@ -42,6 +43,7 @@ class BinanceFutures:
         self.ws_url = ws_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
         self.snapshot_limit = snapshot_limit
+        self.snapshot_weight = SNAPSHOT_WEIGHTS[snapshot_limit]
 
     def stream_urls(self, symbol: str) -> list[str]:
         s = symbol.lower()

@@ -18,12 +18,14 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from marketdata.exchanges.binance_futures import SNAPSHOT_LIMITS
+from marketdata.sim.scenarios import Disconnect, Scenario, apply
 from marketdata.sim.sources import Source
 
 log = logging.getLogger(__name__)
 
 SOURCE = web.AppKey("source", Source)
 PING_INTERVAL = web.AppKey("ping_interval", float)
+SCENARIO = web.AppKey("scenario", Scenario)
 ROUTES = {
     "public": ("@depth", "@bookticker"),
     "market": ("@aggtrade", "@trade", "@kline", "@markprice"),
@@ -31,10 +33,13 @@ ROUTES = {
 BAD_LIMIT = orjson.dumps({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."})
 
 
-def create_app(source: Source, ping_interval_s: float = 180.0) -> web.Application:
+def create_app(
+    source: Source, ping_interval_s: float = 180.0, scenario: Scenario | None = None
+) -> web.Application:
     app = web.Application()
     app[SOURCE] = source
     app[PING_INTERVAL] = ping_interval_s
+    app[SCENARIO] = scenario or Scenario()
     app.router.add_get("/fapi/v1/depth", depth_snapshot)
     app.router.add_get("/{route:public|market}/stream", combined_stream)
     app.router.add_get("/{route:public|market}/ws/{stream}", raw_stream)
@@ -51,7 +56,18 @@ async def depth_snapshot(request: web.Request) -> web.Response:
         return web.Response(status=400, body=BAD_LIMIT, content_type="application/json")
     if not symbol:
         return web.Response(status=400, body=b'{"code":-1102,"msg":"Mandatory parameter symbol"}')
+    scenario = request.app[SCENARIO]
+    loop_time = asyncio.get_running_loop().time()
+    failed = sum(1 for _, _, status in scenario.snapshot_log if status == scenario.snapshot_status)
+    if scenario.snapshot_status and failed < scenario.snapshot_failures:
+        scenario.snapshot_log.append((loop_time, symbol, scenario.snapshot_status))
+        headers = {}
+        if scenario.retry_after_s is not None:
+            headers["Retry-After"] = f"{scenario.retry_after_s:g}"
+        body = orjson.dumps({"code": -1003, "msg": "Too many requests (simulated)."})
+        return web.Response(status=scenario.snapshot_status, body=body, headers=headers)
     status, body = request.app[SOURCE].snapshot(symbol, limit)
+    scenario.snapshot_log.append((loop_time, symbol, status))
     return web.Response(status=status, body=body, content_type="application/json")
 
 
@@ -78,15 +94,13 @@ async def _serve(
     wanted = {s for s in streams if _carried(route, s)}
     senders: list[asyncio.Task[None]] = []
     if wanted:
-        senders.append(asyncio.create_task(_send(ws, request.app[SOURCE], wanted, wrapped)))
+        senders.append(asyncio.create_task(_send(ws, request.app, wanted, wrapped)))
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT:
                 reply, added = _control(message.data, route)
                 if added:
-                    senders.append(
-                        asyncio.create_task(_send(ws, request.app[SOURCE], added, wrapped))
-                    )
+                    senders.append(asyncio.create_task(_send(ws, request.app, added, wrapped)))
                 if reply is not None:
                     await ws.send_frame(reply, WSMsgType.TEXT)
     finally:
@@ -112,11 +126,15 @@ def _control(text: str, route: str) -> tuple[bytes | None, set[str]]:
 
 
 async def _send(
-    ws: web.WebSocketResponse, source: Source, streams: set[str], wrapped: bool
+    ws: web.WebSocketResponse, app: web.Application, streams: set[str], wrapped: bool
 ) -> None:
-    async for frame in source.frames(streams):
-        if ws.closed:
-            return
-        if not wrapped:
-            frame = orjson.dumps(orjson.loads(frame)["data"])
-        await ws.send_frame(frame, WSMsgType.TEXT)
+    frames = apply(app[SCENARIO], app[SOURCE].frames(streams), streams)
+    try:
+        async for frame in frames:
+            if ws.closed:
+                return
+            if not wrapped and frame.startswith(b'{"stream"'):
+                frame = orjson.dumps(orjson.loads(frame)["data"])
+            await ws.send_frame(frame, WSMsgType.TEXT)
+    except Disconnect:
+        await ws.close(code=1001, message=b"simulated disconnect")

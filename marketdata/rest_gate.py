@@ -1,0 +1,89 @@
+"""REST snapshot discipline, shared by every symbol of one exchange.
+
+- Requests are spaced by `min_spacing_s`, so many symbols resyncing at once are staggered.
+- Used weight is tracked from the exchange's header (Binance: X-MBX-USED-WEIGHT-1M) and
+  our own count; a request that would pass `budget_fraction` of the per-minute limit waits
+  for the next minute.
+- 429: no request until Retry-After has passed. 418 (banned): the same, with a long floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+DEFAULT_RETRY_AFTER_S = 10.0
+BAN_FLOOR_S = 120.0
+MAX_WAIT_S = 3 * 86400.0
+
+
+class RestGate:
+    def __init__(
+        self,
+        weight_limit_per_min: int = 2400,
+        budget_fraction: float = 0.5,
+        min_spacing_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.budget = int(weight_limit_per_min * budget_fraction)
+        self.min_spacing_s = min_spacing_s
+        self._clock = clock
+        self._wall = wall
+        self._lock = asyncio.Lock()
+        self._next_request_at = 0.0
+        self.blocked_until = 0.0  # monotonic; no request before it
+        self.used_weight = 0
+        self._minute = -1
+
+    def wait_s(self, weight: int) -> float:
+        """How long a request of `weight` must wait now (0: it may go)."""
+        now = self._clock()
+        self._roll_minute()
+        wait = max(0.0, self.blocked_until - now, self._next_request_at - now)
+        if self.used_weight + weight > self.budget:
+            wait = max(wait, 60.0 - self._wall() % 60.0)
+        return wait
+
+    async def acquire(self, weight: int) -> None:
+        """Wait until a request of `weight` may go, then count it."""
+        async with self._lock:
+            # Re-check after each sleep: a 429 recorded meanwhile can extend the wait.
+            while (wait := self.wait_s(weight)) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+            self.used_weight += weight
+            self._next_request_at = self._clock() + self.min_spacing_s
+
+    def record(self, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from a response: used weight, and any order to stop."""
+        used = headers.get(WEIGHT_HEADER)
+        if used is not None and used.isdigit():
+            self._roll_minute()
+            self.used_weight = max(self.used_weight, int(used))
+        if status in (429, 418):
+            wait = _seconds(headers.get("Retry-After"), DEFAULT_RETRY_AFTER_S)
+            if status == 418:
+                wait = max(wait, BAN_FLOOR_S)
+            self.blocked_until = max(self.blocked_until, self._clock() + min(wait, MAX_WAIT_S))
+            log.warning("snapshot requests %s: none for %.0fs", _WHY[status], wait)
+
+    def _roll_minute(self) -> None:
+        minute = int(self._wall() // 60)
+        if minute != self._minute:
+            self._minute = minute
+            self.used_weight = 0
+
+
+_WHY = {429: "rate limited (429)", 418: "banned (418)"}
+
+
+def _seconds(header: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(header)) if header is not None else default
+    except ValueError:
+        return default

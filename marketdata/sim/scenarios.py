@@ -1,0 +1,84 @@
+"""Faults the simulator can inject, each on every connection it serves (per-connection counts).
+
+Each `*_every N` acts on every N-th frame of its kind on a connection; 0 turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+OVERSIZE_BYTES = 5 * 1024 * 1024  # over the 4 MiB a client accepts
+MALFORMED = (b'{"stream":"x@depth","data":{"e":"depthUpdate",', b"\xff\xfe not json", b"[]")
+
+
+@dataclass
+class Scenario:
+    gap_every: int = 0  # drop every N-th depth diff: the id chain breaks
+    duplicate_every: int = 0  # send every N-th depth diff twice
+    reorder_every: int = 0  # send every N-th depth diff after the one that follows it
+    disconnect_every: int = 0  # close each connection after N frames
+    silence_ms: int = 0  # stop sending for this long...
+    silence_every: int = 100  # ...after every N frames
+    silence_symbols: frozenset[str] = frozenset()  # only these symbols (empty: all)
+    oversize_every: int = 0  # send a frame over the client's size limit every N frames
+    malformed_every: int = 0  # send a malformed frame every N frames
+    snapshot_status: int = 0  # answer snapshot requests with this HTTP status...
+    snapshot_failures: int = 1  # ...this many times, then normally
+    retry_after_s: float | None = None  # Retry-After header sent with 429/418
+    snapshot_log: list[tuple[float, str, int]] = field(default_factory=list)  # (t, symbol, status)
+
+
+class Disconnect(Exception):
+    """The scenario closes this connection now."""
+
+
+def apply(
+    scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str]
+) -> AsyncIterator[bytes]:
+    """The frames of one connection, with the scenario's faults worked in."""
+    return _diff_faults(scenario, _connection_faults(scenario, frames, streams))
+
+
+async def _connection_faults(
+    scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str]
+) -> AsyncIterator[bytes]:
+    silent = bool(scenario.silence_ms) and (
+        not scenario.silence_symbols
+        or any(s.split("@", 1)[0].upper() in scenario.silence_symbols for s in streams)
+    )
+    sent = 0
+    async for frame in frames:
+        sent += 1
+        if scenario.disconnect_every and sent % scenario.disconnect_every == 0:
+            raise Disconnect
+        if silent and sent % scenario.silence_every == 0:
+            await asyncio.sleep(scenario.silence_ms / 1000)
+        if scenario.malformed_every and sent % scenario.malformed_every == 0:
+            yield MALFORMED[(sent // scenario.malformed_every) % len(MALFORMED)]
+        if scenario.oversize_every and sent % scenario.oversize_every == 0:
+            yield b'{"stream":"x","data":"' + b"x" * OVERSIZE_BYTES + b'"}'
+        yield frame
+
+
+async def _diff_faults(scenario: Scenario, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    depth = 0
+    held: bytes | None = None
+    async for frame in frames:
+        if b"depthUpdate" not in frame:
+            yield frame
+            continue
+        depth += 1
+        if scenario.gap_every and depth % scenario.gap_every == 0:
+            continue
+        if held is not None:
+            yield frame
+            yield held
+            held = None
+        elif scenario.reorder_every and depth % scenario.reorder_every == 0:
+            held = frame
+        else:
+            yield frame
+            if scenario.duplicate_every and depth % scenario.duplicate_every == 0:
+                yield frame
