@@ -38,6 +38,7 @@ class ConfigError(Exception):
 class ReconnectConfig:
     initial_delay_s: float = 0.5
     max_delay_s: float = 30.0
+    max_connection_age_s: float = 23 * 3600.0  # hand over before the exchange's 24 h cut
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,9 @@ def _check_semantics(config: Config, problems: list[str]) -> None:
     _check_range(config.stale_after_s, "stale_after_s", 0.1, 86400, problems)
     _check_range(config.reconnect.initial_delay_s, "reconnect.initial_delay_s", 0, 600, problems)
     _check_range(config.reconnect.max_delay_s, "reconnect.max_delay_s", 0.001, 3600, problems)
+    _check_range(
+        config.reconnect.max_connection_age_s, "reconnect.max_connection_age_s", 1, 86000, problems
+    )
     if config.reconnect.max_delay_s < config.reconnect.initial_delay_s:
         problems.append("reconnect.max_delay_s: must not be below reconnect.initial_delay_s")
     if config.log_format not in ("text", "json"):

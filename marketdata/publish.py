@@ -59,8 +59,9 @@ class Publisher:
     def book_changed(self, state: SymbolState) -> None:
         if state not in self._dirty:
             self._dirty[state] = None
-            if time.monotonic() - self._last_publish.get(state, 0.0) >= self._interval:
-                self._wake.set()
+            # Wake the loop even when the symbol is not due yet: it must arm the timer for
+            # the trailing-edge publish, or a quiet market would never see its last change.
+            self._wake.set()
 
     def trade(self, state: SymbolState, trade: Trade) -> None:
         trades = self._trades

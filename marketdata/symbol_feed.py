@@ -65,8 +65,9 @@ class SymbolFeed:
         book_url, trades_url = adapter.stream_urls(state.symbol)
         # The book stream must never be silent for long; a quiet trade stream is normal, so
         # it is only checked by pings.
-        book_policy = ConnectionPolicy(stale_after_s=stale_after_s, ping_interval_s=stale_after_s)
-        trades_policy = ConnectionPolicy(stale_after_s=None, ping_interval_s=stale_after_s)
+        age = reconnect.max_connection_age_s
+        book_policy = ConnectionPolicy(stale_after_s, ping_interval_s=stale_after_s, max_age_s=age)
+        trades_policy = ConnectionPolicy(None, ping_interval_s=stale_after_s, max_age_s=age)
         self.connections = [
             WebSocketFeed(
                 f"{self.key}:{kind}",
@@ -148,7 +149,7 @@ class SymbolFeed:
             self._dropped.inc()
         elif outcome in BREAKS:
             self._broken(outcome, diff)
-        if sync.needs_snapshot:
+        if self._wants_snapshot():
             self._request_snapshot()
 
     def _applied(self, diff: DepthDiff) -> None:
@@ -197,6 +198,8 @@ class SymbolFeed:
                 if self._synced_flag:
                     self._set_synced(False)
                     self._publisher.book_changed(self.state)
+                if connected:
+                    self._request_snapshot()  # diffs are being buffered from now on
 
         return on_state
 
@@ -206,17 +209,20 @@ class SymbolFeed:
                 self._fetch_snapshot(), name=f"snapshot:{self.state.symbol}"
             )
 
+    def _wants_snapshot(self) -> bool:
+        """No book, and the diff stream is open (so no diff after the snapshot is missed)."""
+        return self.state.sync.needs_snapshot and self.connections[0].connected
+
     async def _fetch_snapshot(self) -> None:
         backoff = Backoff(self._reconnect.initial_delay_s, self._reconnect.max_delay_s)
-        sync = self.state.sync
-        while sync.needs_snapshot:
+        while self._wants_snapshot():
             await self._gate.acquire(self.adapter.snapshot_weight)
-            if not sync.needs_snapshot:
-                break  # e.g. the connection reset while we waited
+            if not self._wants_snapshot():
+                break  # e.g. the stream dropped while we waited; its reconnect asks again
             delay = await self._snapshot_attempt()
             if delay is None:
-                delay = backoff.next_delay() if sync.needs_snapshot else 0.0
-            if sync.needs_snapshot:
+                delay = backoff.next_delay()
+            if self._wants_snapshot():
                 await asyncio.sleep(delay)
 
     async def _snapshot_attempt(self) -> float | None:

@@ -1,8 +1,10 @@
 """Per-symbol order-book synchronisation: snapshot + buffered diffs, by the exchange's rule.
 
-States: BUFFERING (no usable snapshot; diffs are kept) -> BRIDGING (snapshot loaded, waiting
-for the diff that spans it) -> SYNCED. Any break in continuity, or a crossed book, discards
-the book and goes back to BUFFERING; the caller fetches a new snapshot. Pure: no I/O.
+States: BUFFERING (no usable snapshot; diffs are kept) -> BRIDGING (the book is the snapshot,
+exact as of its id; the next diff must span it) -> SYNCED (diffs chain). BRIDGING and SYNCED
+books are both correct and may be published: a quiet market can leave a fresh snapshot
+waiting for its bridging diff for a long time. Any break in continuity, or a crossed book,
+discards the book and goes back to BUFFERING; the caller fetches a new snapshot. No I/O.
 """
 
 from __future__ import annotations
@@ -42,19 +44,20 @@ class BookSync:
         self.rule = rule
         self.book = OrderBook()
         self.state = SyncState.BUFFERING
-        self.last_id: int | None = None  # last applied update id while SYNCED
+        self.last_id: int | None = None  # id the book is exact at (None while BUFFERING)
         self.snapshot_id: int | None = None
         self.last_exchange_ts = 0
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
 
     @property
     def synced(self) -> bool:
-        return self.state is SyncState.SYNCED
+        """The book is exact as of `last_id` (BRIDGING or SYNCED)."""
+        return self.state is not SyncState.BUFFERING
 
     @property
     def needs_snapshot(self) -> bool:
-        """Diffs are buffered and no snapshot is loaded: the caller should fetch one."""
-        return self.state is SyncState.BUFFERING and bool(self._buffer)
+        """No snapshot is loaded: the caller should fetch one (once its diff stream is open)."""
+        return self.state is SyncState.BUFFERING
 
     def reset(self) -> None:
         """Forget everything (e.g. the diff stream reconnected and its chain is broken)."""
@@ -81,11 +84,15 @@ class BookSync:
 
     def on_snapshot(self, snapshot: BookSnapshot) -> list[Outcome]:
         """Load a snapshot and replay the buffered diffs on top of it."""
+        pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
         self.book.load(snapshot.bids, snapshot.asks)
-        self.snapshot_id = snapshot.last_id
+        if self.book.is_crossed():
+            self._restart(None, Outcome.CROSSED)
+            self._buffer.extend(pending)
+            return [Outcome.CROSSED]
+        self.snapshot_id = self.last_id = snapshot.last_id
         self.last_exchange_ts = snapshot.exchange_ts
         self.state = SyncState.BRIDGING
-        pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
         outcomes = []
         while pending:
             outcome = self.on_diff(pending.popleft())

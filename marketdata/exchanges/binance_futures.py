@@ -69,7 +69,7 @@ class BinanceFutures:
         kind = data.get("e")
         if kind is None and "u" in data and "b" in data and "B" in data:
             kind = "bookTicker"  # some bookTicker payloads omit "e"
-        handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             if "result" in message and "id" in message:
                 return _EMPTY  # reply to a SUBSCRIBE request

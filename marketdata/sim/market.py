@@ -29,7 +29,7 @@ class StepFrames:
 class SimMarket:
     def __init__(self, symbol: str, seed: int | None = None, start_ms: int = 0) -> None:
         self.symbol = symbol
-        self._rng = random.Random(zlib.crc32(symbol.encode()) if seed is None else seed)
+        self._rng = random.Random(zlib.crc32(symbol.encode()) + 7919 * (seed or 0))
         price = KNOWN_PRICES.get(symbol, 1.0 + self._rng.random() * 100)
         self.price_dp = max(1, min(8, 6 - len(str(int(price)))))
         self.qty_dp = 3 if price > 100 else 0

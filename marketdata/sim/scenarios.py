@@ -19,15 +19,17 @@ class Scenario:
     duplicate_every: int = 0  # send every N-th depth diff twice
     reorder_every: int = 0  # send every N-th depth diff after the one that follows it
     disconnect_every: int = 0  # close each connection after N frames
-    silence_ms: int = 0  # stop sending for this long...
-    silence_every: int = 100  # ...after every N frames
+    silence_ms: int = 0  # a symbol's streams stop for this long (on every connection)...
+    silence_every: int = 100  # ...after every N frames of one connection
     silence_symbols: frozenset[str] = frozenset()  # only these symbols (empty: all)
+    silent_until: dict[str, float] = field(default_factory=dict)  # symbol -> loop time
     oversize_every: int = 0  # send a frame over the client's size limit every N frames
     malformed_every: int = 0  # send a malformed frame every N frames
     snapshot_status: int = 0  # answer snapshot requests with this HTTP status...
     snapshot_failures: int = 1  # ...this many times, then normally
     retry_after_s: float | None = None  # Retry-After header sent with 429/418
     snapshot_log: list[tuple[float, str, int]] = field(default_factory=list)  # (t, symbol, status)
+    enabled: bool = True  # False: serve cleanly (tests let a market settle)
 
 
 class Disconnect(Exception):
@@ -44,17 +46,20 @@ def apply(
 async def _connection_faults(
     scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str]
 ) -> AsyncIterator[bytes]:
-    silent = bool(scenario.silence_ms) and (
-        not scenario.silence_symbols
-        or any(s.split("@", 1)[0].upper() in scenario.silence_symbols for s in streams)
-    )
+    symbols = {s.split("@", 1)[0].upper() for s in streams}
+    if scenario.silence_symbols:
+        symbols &= scenario.silence_symbols
+    silent = bool(scenario.silence_ms and symbols)
     sent = 0
     async for frame in frames:
+        if not scenario.enabled:
+            yield frame
+            continue
         sent += 1
         if scenario.disconnect_every and sent % scenario.disconnect_every == 0:
             raise Disconnect
-        if silent and sent % scenario.silence_every == 0:
-            await asyncio.sleep(scenario.silence_ms / 1000)
+        if silent:
+            await _keep_silence(scenario, symbols, start=sent % scenario.silence_every == 0)
         if scenario.malformed_every and sent % scenario.malformed_every == 0:
             yield MALFORMED[(sent // scenario.malformed_every) % len(MALFORMED)]
         if scenario.oversize_every and sent % scenario.oversize_every == 0:
@@ -62,11 +67,25 @@ async def _connection_faults(
         yield frame
 
 
+async def _keep_silence(scenario: Scenario, symbols: set[str], start: bool) -> None:
+    """Start a silence for these symbols, or wait out one that is under way."""
+    now = asyncio.get_running_loop().time()
+    if start:
+        for symbol in symbols:
+            scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
+    wait = max(scenario.silent_until.get(s, 0.0) for s in symbols) - now
+    if wait > 0:
+        await asyncio.sleep(wait)
+
+
 async def _diff_faults(scenario: Scenario, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     depth = 0
     held: bytes | None = None
     async for frame in frames:
-        if b"depthUpdate" not in frame:
+        if held is not None and not scenario.enabled:
+            yield held
+            held = None
+        if not scenario.enabled or b"depthUpdate" not in frame:
             yield frame
             continue
         depth += 1

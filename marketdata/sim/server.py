@@ -59,7 +59,7 @@ async def depth_snapshot(request: web.Request) -> web.Response:
     scenario = request.app[SCENARIO]
     loop_time = asyncio.get_running_loop().time()
     failed = sum(1 for _, _, status in scenario.snapshot_log if status == scenario.snapshot_status)
-    if scenario.snapshot_status and failed < scenario.snapshot_failures:
+    if scenario.enabled and scenario.snapshot_status and failed < scenario.snapshot_failures:
         scenario.snapshot_log.append((loop_time, symbol, scenario.snapshot_status))
         headers = {}
         if scenario.retry_after_s is not None:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from marketdata.config import Config, parse_config
+from marketdata.sim.scenarios import Scenario
 from marketdata.sim.server import create_app
 from marketdata.sim.sources import GeneratedSource, Source
 from tests.helpers import free_port
@@ -77,12 +78,16 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
 class SimServer:
     """The simulator's app served on a free loopback port inside the test's event loop."""
 
-    def __init__(self, source: Source, ping_interval_s: float = 180.0) -> None:
+    def __init__(
+        self, source: Source, ping_interval_s: float = 180.0, scenario: Scenario | None = None
+    ) -> None:
         self.source = source
+        self.scenario = scenario or Scenario()
         self.port = free_port()
         self.url_ws = f"ws://127.0.0.1:{self.port}"
         self.url_http = f"http://127.0.0.1:{self.port}"
-        self._runner = web.AppRunner(create_app(source, ping_interval_s), access_log=None)
+        app = create_app(source, ping_interval_s, self.scenario)
+        self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> None:
         await self._runner.setup()
@@ -98,8 +103,10 @@ class SimServer:
 async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimServer]]]:
     servers: list[SimServer] = []
 
-    async def start(source: Source, ping_interval_s: float = 180.0) -> SimServer:
-        server = SimServer(source, ping_interval_s)
+    async def start(
+        source: Source, ping_interval_s: float = 180.0, scenario: Scenario | None = None
+    ) -> SimServer:
+        server = SimServer(source, ping_interval_s, scenario)
         await server.start()
         servers.append(server)
         return server

@@ -1,0 +1,53 @@
+"""SIGTERM mid-stream, on a real `marketdata run` process: exit 0, trades flushed first."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+import time
+
+import yaml
+
+from marketdata.sim.sources import GeneratedSource
+from tests.integration.scenario_runner import Collector
+
+
+async def test_sigterm_flushes_pending_trades_and_exits_0(
+    redis_server, redis_client, start_sim, tmp_path
+):
+    source = GeneratedSource(rate=300, seed=2)
+    sim = await start_sim(source)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "redis_url": redis_server.url,
+        "health_port": 0,
+        "exchanges": {"binance_futures": {
+            "symbols": ["BTCUSDT"], "ws_url": sim.url_ws, "rest_url": sim.url_http,
+        }},
+    }))  # fmt: skip
+    collector = Collector(redis_client)
+    await collector.start()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "marketdata.cli", "run", "--config", str(config),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await collector.collect_until(lambda c: len(c.messages["trades:BTCUSDT"]) >= 50, 15)
+    # Hold Redis writes so trades pile up unpublished, then ask the service to stop.
+    await redis_client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+    await asyncio.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    _, stderr = await asyncio.wait_for(process.communicate(), 10)
+    elapsed = time.monotonic() - started
+    await collector.collect_until(lambda c: False, 1.0)
+    await collector.close()
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert elapsed < 5.0
+    published = int(re.search(r"all pending messages published \((\d+) trades", log).group(1))
+    ids = [m["trade_id"] for m in collector.messages["trades:BTCUSDT"]]
+    assert len(ids) == published  # every trade the service took in reached Redis
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # once each, in order
+    assert "Traceback" not in log

@@ -1,0 +1,68 @@
+"""Publisher scheduling, on fakeredis (pure unit: no server needed for timing logic)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import fakeredis
+import orjson
+
+from marketdata.continuity import FuturesChain
+from marketdata.events import BookSnapshot, Trade
+from marketdata.metrics import Metrics
+from marketdata.publish import Publisher
+from marketdata.state import SymbolState
+
+
+def synced_state(symbol: str = "BTCUSDT") -> SymbolState:
+    state = SymbolState("binance_futures", symbol, FuturesChain())
+    bids = [(1.0, 1.0, "1.0", "1")]
+    asks = [(2.0, 1.0, "2.0", "1")]
+    state.sync.on_snapshot(BookSnapshot("binance_futures", symbol, 10, bids, asks, 0, 0.0))
+    return state
+
+
+async def test_a_change_inside_the_interval_is_published_when_it_ends() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    pubsub = redis.pubsub()
+    await pubsub.subscribe("orderbook:BTCUSDT")
+    await pubsub.get_message(timeout=0.1)  # the subscribe confirmation
+    publisher = Publisher(
+        redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60, metrics=Metrics()
+    )
+    state = synced_state()
+    task = asyncio.create_task(publisher.run())
+    try:
+        publisher.book_changed(state)  # leading edge: out at once
+        first = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        assert first is not None
+        await asyncio.sleep(0.05)  # the loop is now idle, nothing dirty
+        state.sync.book.apply([(1.5, 3.0, "1.5", "3")], [])
+        publisher.book_changed(state)  # inside the interval: trailing edge, no later event
+        second = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        assert second is not None
+        assert orjson.loads(second["data"])["bids"][0] == ["1.5", "3"]
+    finally:
+        publisher.stop()
+        await task
+        await pubsub.aclose()
+        await redis.aclose()
+
+
+async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
+    server = fakeredis.FakeServer()
+    redis = fakeredis.FakeAsyncRedis(server=server)
+    publisher = Publisher(
+        redis, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=Metrics()
+    )
+    state = synced_state()
+    trade = Trade("binance_futures", "BTCUSDT", 7, 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
+    publisher.trade(state, trade)
+    server.connected = False
+    assert not await publisher.flush()
+    assert publisher.pending_trades == 1
+    server.connected = True
+    assert await publisher.flush()
+    assert publisher.pending_trades == 0
+    assert publisher.trades_published == 1
+    await redis.aclose()
