@@ -5,7 +5,15 @@ Each Service owns a registry of its own, so two services (or tests) never share 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+disable_created_metrics()  # the *_created series only add noise to every scrape
 
 SYMBOL = ("exchange", "symbol")
 FAST_BUCKETS = (

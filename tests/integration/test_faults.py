@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from marketdata.sim.scenarios import Scenario
 from tests.integration.scenario_runner import get_json, metric, start_run, wait_until
 
 BOTH = ("BTCUSDT", "ETHUSDT")
+METRIC_NAMES = (
+    "ws_connected", "ws_disconnects_total", "messages_processed_total",
+    "messages_error_total", "processing_latency_seconds_bucket", "exchange_lag_seconds_bucket",
+    "orderbook_updates_total", "sequence_gaps_total", "resyncs_total",
+    "snapshot_requests_total", "trades_processed_total", "redis_publishes_total",
+    "redis_errors_total", "publish_latency_seconds_bucket", "book_levels", "book_synced",
+)  # fmt: skip
 SCENARIOS = {
     "gap": (Scenario(gap_every=60), {}, [("sequence_gaps_total", {"symbol": "BTCUSDT"})]),
     "reorder": (Scenario(reorder_every=70), {}, [("resyncs_total", {"symbol": "ETHUSDT"})]),
@@ -113,6 +121,12 @@ async def test_ready_before_and_after_sync_and_when_silenced(redis_server, redis
 
         # ETH goes silent after 1200 frames (about 4 s); the watchdog then reconnects it
         assert await wait_until(eth_silenced, 15), await get_json(run.service, "/ready")
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{run.service.http_port}/metrics"
+            async with session.get(url) as response:
+                exposition = await response.text()
+        for name in METRIC_NAMES:
+            assert f"\n{name}" in exposition, name
         status, health = await get_json(run.service, "/health")
         assert status == 200
         assert health["status"] == "ok"
