@@ -42,6 +42,44 @@ class ReconnectConfig:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    enabled: bool = True
+    max_entries: int = 2_000_000  # both streams together
+    books_refuse_fraction: float = 0.8  # book snapshots refused past this fill
+    snapshot_interval_ms: int = 1000  # top-N book snapshot per symbol
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_rows: int = 5000
+    max_ms: int = 500
+
+
+@dataclass(frozen=True)
+class TimescaleConfig:
+    enabled: bool = True
+    dsn: str = field(default="postgresql://marketdata@127.0.0.1:5432/marketdata", repr=False)
+
+
+@dataclass(frozen=True)
+class MongoConfig:
+    enabled: bool = False
+    url: str = field(default="mongodb://127.0.0.1:27017", repr=False)
+    database: str = "marketdata"
+
+
+@dataclass(frozen=True)
+class PersistConfig:
+    health_host: str = "127.0.0.1"
+    health_port: int = 9091
+    consumer: str = "persist-1"  # stable, so a restart re-reads its own pending entries
+    claim_idle_ms: int = 30_000  # entries pending this long on another consumer are taken
+    batch: BatchConfig = BatchConfig()
+    timescale: TimescaleConfig = TimescaleConfig()
+    mongo: MongoConfig = MongoConfig()
+
+
+@dataclass(frozen=True)
 class BinanceFuturesConfig:
     symbols: tuple[str, ...] = ()
     ws_url: str = DEFAULT_WS_URL
@@ -65,6 +103,8 @@ class Config:
     log_level: str = "INFO"
     log_format: str = "text"
     reconnect: ReconnectConfig = ReconnectConfig()
+    spool: SpoolConfig = SpoolConfig()
+    persist: PersistConfig = PersistConfig()
     exchanges: Mapping[str, BinanceFuturesConfig] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -81,6 +121,8 @@ EXCHANGE_CONFIGS: dict[str, type[BinanceFuturesConfig]] = {
 # Keys that may come from the environment instead of the file (URLs and secrets).
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     f"{ENV_PREFIX}REDIS_URL": ("redis_url",),
+    f"{ENV_PREFIX}TIMESCALE_DSN": ("persist", "timescale", "dsn"),
+    f"{ENV_PREFIX}MONGO_URL": ("persist", "mongo", "url"),
     **{
         f"{ENV_PREFIX}{name.upper()}_{key.upper()}": ("exchanges", name, key)
         for name in EXCHANGE_CONFIGS
@@ -135,9 +177,9 @@ def _with_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
             continue
         node = raw
         for key in key_path[:-1]:
-            child = node.get(key)
+            child = node.get(key, None if key_path[0] == "exchanges" else {})
             if not isinstance(child, dict):
-                break  # the file gives this section no mapping: nothing to override
+                break  # no such exchange configured (or not a mapping): nothing to override
             node[key] = child = dict(child)
             node = child
         else:
@@ -229,10 +271,26 @@ def _check_semantics(config: Config, problems: list[str]) -> None:
         problems.append(
             f"log_level: must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
+    _check_spool_and_persist(config, problems)
     if not config.exchanges:
         problems.append("exchanges: configure at least one exchange with symbols")
     for name, exchange in config.exchanges.items():
         _check_exchange(config, name, exchange, problems)
+
+
+def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
+    spool, persist = config.spool, config.persist
+    _check_range(spool.max_entries, "spool.max_entries", 1000, 10**9, problems)
+    _check_range(spool.books_refuse_fraction, "spool.books_refuse_fraction", 0.0, 1.0, problems)
+    _check_range(spool.snapshot_interval_ms, "spool.snapshot_interval_ms", 10, 3_600_000, problems)
+    _check_range(persist.health_port, "persist.health_port", 0, 65535, problems)
+    _check_range(persist.batch.max_rows, "persist.batch.max_rows", 1, 1_000_000, problems)
+    _check_range(persist.batch.max_ms, "persist.batch.max_ms", 1, 60_000, problems)
+    _check_range(persist.claim_idle_ms, "persist.claim_idle_ms", 100, 86_400_000, problems)
+    if not persist.consumer:
+        problems.append("persist.consumer: must not be empty")
+    _check_url(persist.timescale.dsn, "persist.timescale.dsn", ("postgresql", "postgres"), problems)
+    _check_url(persist.mongo.url, "persist.mongo.url", ("mongodb", "mongodb+srv"), problems)
 
 
 def _check_exchange(

@@ -84,6 +84,13 @@ class Metrics:
             "publish_latency_seconds", "Oldest unpublished change received -> PUBLISH done",
             buckets=FAST_BUCKETS, registry=r,
         )  # fmt: skip
+        self.spool_appended = Counter(
+            "spool_appended", "Entries appended to the spool", ("stream",), registry=r
+        )
+        self.spool_dropped = Counter(
+            "spool_dropped", "Entries refused because the spool was (nearly) full", ("stream",),
+            registry=r,
+        )  # fmt: skip
         self.book_levels = Gauge(
             "book_levels", "Levels held per side", (*SYMBOL, "side"), registry=r
         )

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
+from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity, trade_entry
 from marketdata.state import SymbolState
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,14 @@ class Publisher:
         market_data_ttl_s: int,
         metrics: Metrics,
         max_pending_trades: int = DEFAULT_MAX_PENDING_TRADES,
+        spool: SpoolCapacity | None = None,
+        snapshot_interval_s: float = 1.0,
     ) -> None:
+        self._spool = spool
+        self._snapshot_interval = snapshot_interval_s
+        self._next_snapshot = 0.0
+        self._states: list[SymbolState] = []
+        self._book_samples: list[dict[str, str | bytes]] = []
         self._metrics = metrics
         self._count_trades = metrics.redis_publishes.labels("trade")
         self._count_books = metrics.redis_publishes.labels("orderbook")
@@ -55,6 +64,10 @@ class Publisher:
         self._stopping = False
         self.trades_published = 0
         self.healthy = True
+
+    def register(self, state: SymbolState) -> None:
+        """A symbol whose book is sampled into spool:books."""
+        self._states.append(state)
 
     def book_changed(self, state: SymbolState) -> None:
         if state not in self._dirty:
@@ -94,6 +107,7 @@ class Publisher:
             self._wake.clear()
             if self._stopping:
                 return
+            self._sample_books()
             if not await self.flush():
                 await asyncio.sleep(RETRY_DELAY_S)
 
@@ -102,11 +116,13 @@ class Publisher:
         now = time.monotonic()
         due = self._take_due(now, everything)
         trades = list(self._trades)
-        if not due and not trades:
+        samples, self._book_samples = self._book_samples, []
+        if not due and not trades and not samples:
             return True
         pipe = self._redis.pipeline(transaction=False)
         for _, state, trade in trades:
             pipe.publish(state.channels.trades, trade_message(trade))
+        spooled = self._spool_into(pipe, trades, samples)
         books = 0
         for state, _ in due:
             book = state.render_orderbook(self._depth)
@@ -117,12 +133,57 @@ class Publisher:
             pipe.publish(state.channels.market_data, market_data)
             pipe.set(state.channels.market_data, market_data, ex=self._ttl)
         try:
-            await pipe.execute()
+            replies = await pipe.execute()
         except (RedisError, OSError) as e:
             self._failed(e, due)
+            self._book_samples = samples + self._book_samples
             return False
         self._published(due, trades, books, now)
+        if self._spool is not None:
+            self._spool.length = int(replies[-1]) + int(replies[-2])
+            self._count_spooled(spooled, len(trades), len(samples))
         return True
+
+    def _spool_into(
+        self,
+        pipe: Any,
+        trades: list[tuple[int, SymbolState, Trade]],
+        samples: list[dict[str, str | bytes]],
+    ) -> tuple[int, int]:
+        """Queue the XADDs the spool has room for, then XLEN both streams; (trades, books)."""
+        if self._spool is None:
+            return 0, 0
+        n_trades, n_books = self._spool.admit(len(trades), len(samples))
+        for _, _, trade in trades[:n_trades]:
+            pipe.xadd(TRADES_STREAM, trade_entry(trade))
+        for entry in samples[:n_books]:
+            pipe.xadd(BOOKS_STREAM, entry)
+        pipe.xlen(TRADES_STREAM)
+        pipe.xlen(BOOKS_STREAM)
+        return n_trades, n_books
+
+    def _count_spooled(self, spooled: tuple[int, int], trades: int, books: int) -> None:
+        for stream, appended, offered in (
+            ("trades", spooled[0], trades),
+            ("books", spooled[1], books),
+        ):
+            self._metrics.spool_appended.labels(stream).inc(appended)
+            if offered > appended:
+                self._metrics.spool_dropped.labels(stream).inc(offered - appended)
+
+    def _sample_books(self) -> None:
+        """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""
+        if self._spool is None or not self._states:
+            return
+        now = time.monotonic()
+        if now < self._next_snapshot:
+            return
+        self._next_snapshot = now + self._snapshot_interval
+        time_ms = int(time.time() * 1000)
+        for state in self._states:
+            entry = state.spool_book_entry(self._depth, time_ms)
+            if entry is not None:
+                self._book_samples.append(entry)
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
         """Remove the symbols due to publish from the dirty set, with their pending_since."""
@@ -173,10 +234,15 @@ class Publisher:
         self._count_market_data.inc(len(due))
 
     def _until_next_due(self) -> float | None:
-        if self._trades:
+        """Seconds until something is due (0: now; None: nothing is scheduled)."""
+        if self._trades or self._book_samples:
             return 0.0
-        if not self._dirty:
+        deadlines = []
+        if self._dirty:
+            last = self._last_publish
+            deadlines.append(min(last.get(s, 0.0) for s in self._dirty) + self._interval)
+        if self._spool is not None and self._states:
+            deadlines.append(self._next_snapshot)
+        if not deadlines:
             return None
-        last = self._last_publish
-        earliest = min(last.get(s, 0.0) for s in self._dirty) + self._interval
-        return max(0.0, earliest - time.monotonic())
+        return max(0.0, min(deadlines) - time.monotonic())

@@ -18,6 +18,7 @@ from marketdata.http import create_app
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
+from marketdata.spool import SpoolCapacity
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 
@@ -41,6 +42,10 @@ class Service:
             interval_s=config.publish_interval_ms / 1000,
             market_data_ttl_s=config.market_data_ttl_s,
             metrics=self.metrics,
+            spool=SpoolCapacity(config.spool.max_entries, config.spool.books_refuse_fraction)
+            if config.spool.enabled
+            else None,
+            snapshot_interval_s=config.spool.snapshot_interval_ms / 1000,
         )
         self.feeds: list[SymbolFeed] = []
         self._by_key: dict[tuple[str, str], SymbolFeed] = {}
@@ -96,6 +101,7 @@ class Service:
                 )  # fmt: skip
                 feeds.append(feed)
                 self._by_key[(name, symbol)] = feed
+                self.publisher.register(state)
         return feeds
 
     async def _start_http(self) -> None:

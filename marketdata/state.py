@@ -9,6 +9,7 @@ from marketdata.continuity import ContinuityRule
 from marketdata.events import Trade
 from marketdata.market_stats import RollingTradeStats
 from marketdata.messages import market_data_message, orderbook_message
+from marketdata.spool import book_entry
 from marketdata.sync import BookSync
 
 
@@ -46,6 +47,17 @@ class SymbolState:
             sync.last_exchange_ts,
             self.last_recv_ts,
         )
+
+    def spool_book_entry(self, depth: int, time_ms: int) -> dict[str, str | bytes] | None:
+        """A top-`depth` snapshot for spool:books, or None while the book is not synced."""
+        sync = self.sync
+        if not sync.synced or sync.last_id is None:
+            return None
+        bids, asks = sync.book.top(depth)
+        return book_entry(
+            self.exchange, self.symbol, sync.last_id, time_ms, sync.last_exchange_ts,
+            self.last_recv_ts, bids, asks,
+        )  # fmt: skip
 
     def render_market_data(self) -> bytes:
         book = self.sync.book

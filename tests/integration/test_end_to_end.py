@@ -71,6 +71,12 @@ async def test_replayed_capture_reaches_redis_exactly(redis_server, redis_client
         assert await collector.collect_until(done, timeout_s=30), "service did not catch up"
         await collector.collect_until(lambda c: False, timeout_s=0.5)  # anything extra?
         ttl = {s: await redis_client.ttl(f"market_data:{s}") for s in CAPTURE_SYMBOLS}
+        spooled = await redis_client.xrange("spool:trades")
+        for _ in range(50):  # books are sampled into the spool once a second
+            book_samples = await redis_client.xlen("spool:books")
+            if book_samples >= len(CAPTURE_SYMBOLS):
+                break
+            await asyncio.sleep(0.1)
         market_data = await redis_client.get("market_data:SUSHIUSDT")
     finally:
         service.stop()
@@ -87,6 +93,9 @@ async def test_replayed_capture_reaches_redis_exactly(redis_server, redis_client
         trade_ids = [m["trade_id"] for m in collector.messages[f"trades:{symbol}"]]
         assert trade_ids == expected_trades[symbol], symbol  # each once, in order
         assert 0 < ttl[symbol] <= 300
+    spooled_ids = sorted((e[b"symbol"].decode(), int(e[b"trade_id"])) for _, e in spooled)
+    assert spooled_ids == sorted((s, i) for s, ids in expected_trades.items() for i in ids)
+    assert book_samples >= len(CAPTURE_SYMBOLS)
     data = orjson.loads(market_data)
     final = expected_books["SUSHIUSDT"]
     assert (data["best_bid"], data["best_ask"]) == (final["bids"][0][0], final["asks"][0][0])
