@@ -3,7 +3,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 
-.PHONY: demo test lint format bench install redis clean
+.PHONY: demo test lint format bench install redis postgres clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,15 @@ install: $(VENV)/.installed
 redis:
 	@scripts/ensure-redis.sh
 
+postgres:
+	@scripts/ensure-postgres.sh
+
 ## Simulator + service + local Redis, in the foreground (Ctrl-C stops everything).
 demo: install redis
 	@scripts/demo.sh
 
-## The whole test suite against real redis-server processes.
-test: install redis
+## The whole test suite, against real redis-server and PostgreSQL processes.
+test: install redis postgres
 	$(PY) -m pytest
 
 lint: install
@@ -32,7 +35,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install redis
+bench: install redis postgres
 	$(PY) -m bench
 
 clean:

@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", help="overrides log_level")
     run.set_defaults(handler=_run)
 
+    persist = commands.add_parser("persist", help="drain the spool into TimescaleDB/MongoDB")
+    persist.add_argument("--config", default="config.yaml")
+    persist.add_argument("--log-format", choices=("text", "json"), help="overrides log_format")
+    persist.add_argument("--log-level", help="overrides log_level")
+    persist.set_defaults(handler=_persist)
+
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", default="config.yaml")
     check.set_defaults(handler=_check_config)
@@ -103,6 +109,32 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except StartupError as e:
         print(f"marketdata: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _persist(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    from marketdata.persist.service import PersistService, sinks_from_config
+
+    sinks = sinks_from_config(config)
+    if not sinks:
+        print("marketdata: config error: persist: enable persist.timescale or persist.mongo",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
+
+    async def run() -> None:
+        service = PersistService(config, sinks)
+        _on_signals(service.stop)
+        await service.run()
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        print(f"marketdata persist: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -95,3 +95,40 @@ class Metrics:
             "book_levels", "Levels held per side", (*SYMBOL, "side"), registry=r
         )
         self.book_synced = Gauge("book_synced", "1 while the book is synced", SYMBOL, registry=r)
+
+
+class PersistMetrics:
+    """Instruments of `marketdata persist` (its own process, its own registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.rows_written = Counter(
+            "rows_written", "Rows newly stored (redeliveries not counted)", ("sink", "table"),
+            registry=r,
+        )  # fmt: skip
+        self.rows_rejected = Counter(
+            "rows_rejected", "Rows the sink refused (moved to spool:dead)", ("sink",), registry=r
+        )
+        self.entries_dead = Counter(
+            "entries_dead", "Spool entries that could not be decoded (moved to spool:dead)",
+            ("stream",), registry=r,
+        )  # fmt: skip
+        self.batch_latency = Histogram(
+            "batch_latency_seconds", "One batch: write to the sink and XACK", ("sink",),
+            buckets=LAG_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.commit_latency = Histogram(
+            "commit_latency_seconds", "Trade received by the service -> committed in the sink",
+            ("sink",), buckets=LAG_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.spool_pending = Gauge(
+            "spool_pending", "Entries delivered to the group but not acknowledged",
+            ("group", "stream"), registry=r,
+        )  # fmt: skip
+        self.spool_lag = Gauge(
+            "spool_lag_seconds", "Age of the oldest entry the group has not acknowledged",
+            ("group", "stream"), registry=r,
+        )  # fmt: skip
+        self.sink_state = Gauge(
+            "sink_state", "0 OK, 1 DEGRADED (catching up), 2 UNAVAILABLE", ("sink",), registry=r
+        )

@@ -107,7 +107,7 @@ class Publisher:
             self._wake.clear()
             if self._stopping:
                 return
-            self._sample_books()
+            self.sample_books()
             if not await self.flush():
                 await asyncio.sleep(RETRY_DELAY_S)
 
@@ -122,7 +122,6 @@ class Publisher:
         pipe = self._redis.pipeline(transaction=False)
         for _, state, trade in trades:
             pipe.publish(state.channels.trades, trade_message(trade))
-        spooled = self._spool_into(pipe, trades, samples)
         books = 0
         for state, _ in due:
             book = state.render_orderbook(self._depth)
@@ -132,6 +131,7 @@ class Publisher:
             market_data = state.render_market_data()
             pipe.publish(state.channels.market_data, market_data)
             pipe.set(state.channels.market_data, market_data, ex=self._ttl)
+        spooled = self._spool_into(pipe, trades, samples)  # last: its XLEN replies end the list
         try:
             replies = await pipe.execute()
         except (RedisError, OSError) as e:
@@ -171,7 +171,7 @@ class Publisher:
             if offered > appended:
                 self._metrics.spool_dropped.labels(stream).inc(offered - appended)
 
-    def _sample_books(self) -> None:
+    def sample_books(self) -> None:
         """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""
         if self._spool is None or not self._states:
             return

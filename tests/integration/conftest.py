@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -18,6 +19,7 @@ from marketdata.sim.scenarios import Scenario
 from marketdata.sim.server import create_app
 from marketdata.sim.sources import GeneratedSource, Source
 from tests.helpers import free_port
+from tests.postgres_server import PostgresServer
 
 
 class RedisServer:
@@ -132,3 +134,22 @@ def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrid
     }
     raw.update(overrides)
     return parse_config(raw, environ={})
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+async def pg(postgres_server: PostgresServer) -> AsyncIterator[PostgresServer]:
+    """The server, running, with no marketdata tables left from an earlier test."""
+    if postgres_server.process is None:
+        postgres_server.start()
+    conn = await asyncpg.connect(postgres_server.dsn)
+    await conn.execute("DROP TABLE IF EXISTS trades, l2_snapshots")
+    await conn.close()
+    return postgres_server

@@ -1,0 +1,1 @@
+"""`marketdata persist`: drains the Redis Stream spool into TimescaleDB and MongoDB."""

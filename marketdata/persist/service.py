@@ -1,0 +1,145 @@
+"""`marketdata persist`: one SinkWorker per enabled sink, spool housekeeping, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from marketdata import __version__
+from marketdata.config import Config, mask_url
+from marketdata.metrics import PersistMetrics
+from marketdata.persist.housekeeping import group_lags, trim_all
+from marketdata.persist.sink import Sink
+from marketdata.persist.worker import SinkState, SinkWorker
+from marketdata.spool import STREAMS
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_S = 1.0
+STOP_TIMEOUT_S = 10.0
+
+
+def sinks_from_config(config: Config) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.persist.timescale.enabled:
+        from marketdata.persist.timescale import TimescaleSink
+
+        sinks.append(TimescaleSink(config.persist.timescale.dsn))
+    if config.persist.mongo.enabled:
+        from marketdata.persist.mongo import MongoSink
+
+        sinks.append(MongoSink(config.persist.mongo.url, config.persist.mongo.database))
+    return sinks
+
+
+class PersistService:
+    def __init__(
+        self, config: Config, sinks: list[Sink], metrics: PersistMetrics | None = None
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or PersistMetrics()
+        self.redis = aioredis.from_url(
+            config.redis_url, socket_timeout=30, socket_connect_timeout=2
+        )
+        p = config.persist
+        self.workers = [
+            SinkWorker(self.redis, sink, p.consumer, p.batch, p.claim_idle_ms, self.metrics)
+            for sink in sinks
+        ]
+        self.http_port: int | None = None
+        self._stop = asyncio.Event()
+        self._started = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        log.info("marketdata persist %s: redis %s, sinks %s", __version__,
+                 mask_url(self.config.redis_url), [w.group for w in self.workers])  # fmt: skip
+        runner = await self._start_http()
+        tasks = [asyncio.create_task(w.run(), name=w.group) for w in self.workers]
+        keeper = asyncio.create_task(self._housekeeping(), name="housekeeping")
+        stopper = asyncio.create_task(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self._shutdown(tasks, keeper, stopper, runner)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]], *others: Any) -> None:
+        log.info("persist: stopping after the batches in hand")
+        for worker in self.workers:
+            worker.stop()
+        _, late = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S) if tasks else (set(), set())
+        for task in late:
+            task.cancel()  # their entries stay pending and are redelivered
+        keeper, stopper, runner = others
+        keeper.cancel()
+        stopper.cancel()
+        await asyncio.gather(*tasks, keeper, stopper, return_exceptions=True)
+        for worker in self.workers:
+            await worker.sink.close()
+        await runner.cleanup()
+        await self.redis.aclose()
+        log.info("persist: stopped")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            with contextlib.suppress(RedisError, OSError):
+                await self.housekeep_once()
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+    async def housekeep_once(self) -> None:
+        """Refresh pending/lag figures and states, then trim what all groups acknowledged."""
+        worst: dict[str, float] = {}
+        for stream in STREAMS:
+            for group, (pending, lag_s) in (await group_lags(self.redis, stream)).items():
+                name = stream.split(":", 1)[1]
+                self.metrics.spool_pending.labels(group, name).set(pending)
+                self.metrics.spool_lag.labels(group, name).set(lag_s)
+                worst[group] = max(worst.get(group, 0.0), lag_s)
+        for worker in self.workers:
+            worker.update_lag(worst.get(worker.group, 0.0))
+        await trim_all(self.redis)
+
+    async def _start_http(self) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        p = self.config.persist
+        await web.TCPSite(runner, p.health_host, p.health_port).start()
+        self.http_port = int(runner.addresses[0][1])
+        return runner
+
+    async def _health(self, request: web.Request) -> web.Response:
+        sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
+        available = all(w.state is not SinkState.UNAVAILABLE for w in self.workers)
+        body = {
+            "status": "ok" if available else "degraded",
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "sinks": sinks,
+        }
+        return web.Response(
+            body=orjson.dumps(body), status=200 if available else 503,
+            content_type="application/json",
+        )  # fmt: skip
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )

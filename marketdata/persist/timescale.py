@@ -1,0 +1,197 @@
+"""TimescaleDB (PostgreSQL) sink, with asyncpg.
+
+Bulk path: COPY into a session temp table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING
+in one transaction, so redelivered rows are skipped by their keys. CHECK constraints refuse
+NaN, non-positive prices and negative quantities; if a batch trips one, its rows are retried
+one by one and only the offending rows are reported as rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from marketdata.persist.rows import BookRow, TradeRow
+from marketdata.persist.sink import FatalSinkError, RetryableSinkError, WriteResult
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trades (
+    time        timestamptz NOT NULL,
+    exchange    text        NOT NULL,
+    symbol      text        NOT NULL,
+    trade_id    bigint      NOT NULL,
+    price       numeric     NOT NULL,
+    qty         numeric     NOT NULL,
+    side        text        NOT NULL,
+    recv_time   timestamptz NOT NULL,
+    PRIMARY KEY (exchange, symbol, trade_id, time),
+    -- numeric NaN sorts above every number, so "> 0" alone would let it through
+    CONSTRAINT trades_price_valid CHECK (price > 0 AND price <> 'NaN'),
+    CONSTRAINT trades_qty_valid CHECK (qty >= 0 AND qty <> 'NaN'),
+    CONSTRAINT trades_side_valid CHECK (side IN ('buy', 'sell'))
+);
+CREATE TABLE IF NOT EXISTS l2_snapshots (
+    time            timestamptz NOT NULL,
+    exchange        text        NOT NULL,
+    symbol          text        NOT NULL,
+    last_update_id  bigint      NOT NULL,
+    exchange_time   timestamptz NOT NULL,
+    recv_time       timestamptz NOT NULL,
+    bids            jsonb       NOT NULL,
+    asks            jsonb       NOT NULL,
+    PRIMARY KEY (exchange, symbol, time)
+);
+"""
+TRADE_COLUMNS = ("time", "exchange", "symbol", "trade_id", "price", "qty", "side", "recv_time")
+BOOK_COLUMNS = (
+    "time", "exchange", "symbol", "last_update_id", "exchange_time", "recv_time", "bids", "asks",
+)  # fmt: skip
+TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS l2_snapshots_in (LIKE l2_snapshots) ON COMMIT DELETE ROWS;
+"""
+RETRYABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+class TimescaleSink:
+    name = "timescale"
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+        self.hypertables = False
+
+    async def start(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=2, command_timeout=60
+            )
+            async with self._pool.acquire() as conn:
+                await conn.execute(SCHEMA)
+                self.hypertables = await _make_hypertables(conn)
+        except RETRYABLE as e:
+            await self.close()
+            raise RetryableSinkError(f"postgresql unreachable: {e}") from e
+        except asyncpg.PostgresError as e:
+            await self.close()
+            raise FatalSinkError(f"postgresql refused the schema: {e}") from e
+        kind = "hypertables (timescaledb)" if self.hypertables else "plain tables (no timescaledb)"
+        log.info("timescale sink ready: %s", kind)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+
+    async def write(self, trades: list[TradeRow], books: list[BookRow]) -> WriteResult:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        trade_records = [_trade_record(t) for t in trades]
+        book_records = [_book_record(b) for b in books]
+        try:
+            async with self._pool.acquire() as conn:
+                try:
+                    return await _bulk(conn, trade_records, book_records)
+                except asyncpg.CheckViolationError:
+                    return await _one_by_one(conn, trades, trade_records, books, book_records)
+        except RETRYABLE as e:
+            await self.close()  # a fresh pool next time
+            raise RetryableSinkError(f"postgresql write failed: {e}") from e
+
+
+async def _make_hypertables(conn: asyncpg.Connection) -> bool:
+    available = await conn.fetchval(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+    )
+    if not available:
+        return False
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    for table in ("trades", "l2_snapshots"):
+        await conn.execute(
+            "SELECT create_hypertable($1::regclass, 'time', if_not_exists => TRUE, "
+            "migrate_data => TRUE)",
+            table,
+        )
+    return True
+
+
+async def _bulk(
+    conn: asyncpg.Connection, trades: list[tuple[Any, ...]], books: list[tuple[Any, ...]]
+) -> WriteResult:
+    result = WriteResult()
+    async with conn.transaction():
+        await conn.execute(TEMP_TABLES)
+        result.written["trades"] = await _copy_insert(conn, "trades", TRADE_COLUMNS, trades)
+        result.written["l2_snapshots"] = await _copy_insert(
+            conn, "l2_snapshots", BOOK_COLUMNS, books
+        )
+    return result
+
+
+async def _copy_insert(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> int:
+    if not records:
+        return 0
+    await conn.copy_records_to_table(f"{table}_in", records=records, columns=columns)
+    names = ", ".join(columns)
+    status = await conn.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_in ON CONFLICT DO NOTHING"
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def _one_by_one(
+    conn: asyncpg.Connection,
+    trades: list[TradeRow],
+    trade_records: list[tuple[Any, ...]],
+    books: list[BookRow],
+    book_records: list[tuple[Any, ...]],
+) -> WriteResult:
+    """Find the rows a CHECK constraint refuses; store all the others."""
+    result = WriteResult(written={"trades": 0, "l2_snapshots": 0})
+    work = [
+        ("trades", TRADE_COLUMNS, [t.entry_id for t in trades], trade_records),
+        ("l2_snapshots", BOOK_COLUMNS, [b.entry_id for b in books], book_records),
+    ]
+    async with conn.transaction():
+        for table, columns, ids, records in work:
+            names = ", ".join(columns)
+            values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT DO NOTHING"
+            for entry_id, record in zip(ids, records, strict=True):
+                try:
+                    async with conn.transaction():  # a savepoint per row
+                        status = await conn.execute(sql, *record)
+                    result.written[table] += int(status.rsplit(" ", 1)[1])
+                except (asyncpg.CheckViolationError, asyncpg.DataError) as e:
+                    result.rejected.append((entry_id, f"{table}: {e}"))
+    return result
+
+
+def _trade_record(t: TradeRow) -> tuple[Any, ...]:
+    return (t.time, t.exchange, t.symbol, t.trade_id, t.price, t.qty, t.side, t.recv_time)
+
+
+def _book_record(b: BookRow) -> tuple[Any, ...]:
+    return (
+        b.time, b.exchange, b.symbol, b.last_update_id, b.exchange_time, b.recv_time,
+        b.bids, b.asks,
+    )  # fmt: skip

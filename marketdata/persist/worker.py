@@ -1,0 +1,220 @@
+"""One sink's consumer: its own group on both spool streams, batches, XACK after commit.
+
+OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowledged);
+-> DEGRADED once they succeed again while the group is still far behind; -> OK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from marketdata.backoff import Backoff
+from marketdata.config import BatchConfig
+from marketdata.metrics import PersistMetrics
+from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
+from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
+from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
+
+log = logging.getLogger(__name__)
+
+DEAD_STREAM = "spool:dead"
+IDLE_BLOCK_MS = 1000
+DEGRADED_LAG_S = 5.0
+
+Batch = dict[str, list[Entry]]  # stream -> entries
+
+
+class SinkState(enum.IntEnum):
+    OK = 0
+    DEGRADED = 1
+    UNAVAILABLE = 2
+
+
+class SinkWorker:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        sink: Sink,
+        consumer: str,
+        batch: BatchConfig,
+        claim_idle_ms: int,
+        metrics: PersistMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.redis = redis
+        self.sink = sink
+        self.group = sink.name
+        self.consumer = consumer
+        self.batch = batch
+        self.claim_idle_ms = claim_idle_ms
+        self.metrics = metrics
+        self.state = SinkState.UNAVAILABLE
+        self.lag_s = 0.0
+        self._clock = clock
+        self._stopping = False
+        self._set_state(SinkState.UNAVAILABLE)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from run()."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        await self._ensure_groups()
+        await self._retrying(self.sink.start, "start")
+        recovered = await self._recover()
+        if recovered:
+            log.info("%s: recovering %d pending entries", self.group, _count(recovered))
+            await self._commit(recovered)
+        while not self._stopping:
+            batch = await self._read_batch()
+            if batch:
+                await self._commit(batch)
+
+    def update_lag(self, lag_s: float) -> None:
+        """Called by housekeeping: DEGRADED while far behind after writes resumed."""
+        self.lag_s = lag_s
+        if self.state is not SinkState.UNAVAILABLE:
+            self._set_state(SinkState.DEGRADED if lag_s > DEGRADED_LAG_S else SinkState.OK)
+
+    async def _ensure_groups(self) -> None:
+        for stream in STREAMS:
+            try:
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+                log.info("created consumer group %s on %s", self.group, stream)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    async def _recover(self) -> Batch:
+        """Entries this consumer had before a restart, then any left idle by others."""
+        batch: Batch = {}
+        for stream in STREAMS:
+            entries: list[Entry] = []
+            start = "0"
+            while True:
+                reply = await self.redis.xreadgroup(
+                    self.group, self.consumer, {stream: start}, count=self.batch.max_rows
+                )
+                page = reply[0][1] if reply else []
+                if not page:
+                    break
+                entries += page
+                start = page[-1][0]
+            cursor: bytes | str = "0-0"
+            while True:
+                cursor, claimed, _ = await self.redis.xautoclaim(
+                    stream, self.group, self.consumer, self.claim_idle_ms, cursor,
+                    count=self.batch.max_rows,
+                )  # fmt: skip
+                entries += [e for e in claimed if e[1] is not None]
+                if cursor in (b"0-0", "0-0"):
+                    break
+            if entries:
+                batch[stream] = entries
+        return batch
+
+    async def _read_batch(self) -> Batch:
+        """Up to max_rows entries, collected for at most max_ms after the first arrives."""
+        batch: Batch = {}
+        count = 0
+        deadline: float | None = None
+        while count < self.batch.max_rows and not self._stopping:
+            if deadline is None:
+                block = IDLE_BLOCK_MS
+            else:
+                block = int((deadline - self._clock()) * 1000)
+                if block <= 0:
+                    break
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(STREAMS, ">"),
+                count=self.batch.max_rows - count, block=block,
+            )  # fmt: skip
+            for stream, entries in reply or []:
+                batch.setdefault(stream.decode(), []).extend(entries)
+                count += len(entries)
+            if count and deadline is None:
+                deadline = self._clock() + self.batch.max_ms / 1000
+            if not count and deadline is None and self._stopping:
+                break
+        return batch
+
+    async def _commit(self, batch: Batch) -> None:
+        started = self._clock()
+        trades, books, dead = _decode(batch)
+        for stream, entry, why in dead:
+            await self._bury(stream, entry[0], why, entry[1])
+            self.metrics.entries_dead.labels(stream).inc()
+        result = await self._retrying(lambda: self.sink.write(trades, books), "write")
+        assert isinstance(result, WriteResult)
+        for entry_id, why in result.rejected:
+            stream = TRADES_STREAM if any(t.entry_id == entry_id for t in trades) else BOOKS_STREAM
+            await self._bury(stream, entry_id, why, {})
+            self.metrics.rows_rejected.labels(self.group).inc()
+            log.error("%s refused %s %r: %s", self.group, stream, entry_id, why)
+        for stream, entries in batch.items():
+            ids = [entry_id for entry_id, _ in entries]
+            await self._retrying(lambda s=stream, i=ids: self.redis.xack(s, self.group, *i), "ack")
+        self._observe(result, trades, started)
+
+    def _observe(self, result: WriteResult, trades: list[TradeRow], started: float) -> None:
+        for table, rows in result.written.items():
+            self.metrics.rows_written.labels(self.group, table).inc(rows)
+        now_ms = time.time() * 1000
+        commit_latency = self.metrics.commit_latency.labels(self.group)
+        for trade in trades:
+            commit_latency.observe(max(0.0, (now_ms - trade.recv_ts_ms) / 1000))
+        self.metrics.batch_latency.labels(self.group).observe(self._clock() - started)
+
+    async def _bury(self, stream: str, entry_id: bytes, why: str, fields: dict) -> None:
+        """Keep what cannot be stored, with the reason, for a person to look at."""
+        entry = {b"stream": stream, b"id": entry_id, b"error": why[:500]}
+        entry.update({b"f:" + k: v for k, v in fields.items()})
+        await self._retrying(lambda: self.redis.xadd(DEAD_STREAM, entry), "dead-letter")
+
+    async def _retrying(self, call: Callable[[], object], what: str) -> object:
+        backoff = Backoff(0.1, 5.0)
+        while True:
+            try:
+                result = await call()  # type: ignore[misc]
+            except (RetryableSinkError, RedisError, OSError) as e:
+                if self.state is not SinkState.UNAVAILABLE:
+                    log.error(
+                        "%s: %s failed, retrying (nothing acknowledged): %s", self.group, what, e
+                    )
+                self._set_state(SinkState.UNAVAILABLE)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if self.state is SinkState.UNAVAILABLE:
+                log.info("%s: %s succeeded, sink available", self.group, what)
+                self._set_state(SinkState.DEGRADED if self.lag_s > DEGRADED_LAG_S else SinkState.OK)
+            return result
+
+    def _set_state(self, state: SinkState) -> None:
+        self.state = state
+        self.metrics.sink_state.labels(self.group).set(int(state))
+
+
+def _decode(batch: Batch) -> tuple[list[TradeRow], list[BookRow], list[tuple[str, Entry, str]]]:
+    trades: list[TradeRow] = []
+    books: list[BookRow] = []
+    dead: list[tuple[str, Entry, str]] = []
+    for stream, entries in batch.items():
+        decode = trade_row if stream == TRADES_STREAM else book_row
+        out: list = trades if stream == TRADES_STREAM else books
+        for entry in entries:
+            try:
+                out.append(decode(entry))
+            except BadEntry as e:
+                dead.append((stream, entry, str(e)))
+    return trades, books, dead
+
+
+def _count(batch: Batch) -> int:
+    return sum(len(entries) for entries in batch.values())
