@@ -59,6 +59,7 @@ class SinkWorker:
         self.lag_s = 0.0
         self._clock = clock
         self._stopping = False
+        self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
         self._set_state(SinkState.UNAVAILABLE)
 
     def stop(self) -> None:
@@ -72,7 +73,7 @@ class SinkWorker:
         if recovered:
             log.info("%s: recovering %d pending entries", self.group, _count(recovered))
             await self._commit(recovered)
-        while not self._stopping:
+        while not self._stopping or self._carry:
             batch = await self._read_batch()
             if batch:
                 await self._commit(batch)
@@ -121,28 +122,20 @@ class SinkWorker:
         return batch
 
     async def _read_batch(self) -> Batch:
-        """Up to max_rows entries, collected for at most max_ms after the first arrives."""
-        batch: Batch = {}
-        count = 0
-        deadline: float | None = None
-        while count < self.batch.max_rows and not self._stopping:
-            if deadline is None:
-                block = IDLE_BLOCK_MS
-            else:
-                block = int((deadline - self._clock()) * 1000)
-                if block <= 0:
-                    break
+        """What the spool has for us: up to max_rows entries, waiting at most max_ms for the
+        first. No lingering for more: entries that arrive during a write form the next
+        batch, so batches are small (low latency) under light load and grow to max_rows
+        when the consumer is behind."""
+        if not self._carry:
             reply = await self.redis.xreadgroup(
                 self.group, self.consumer, dict.fromkeys(STREAMS, ">"),
-                count=self.batch.max_rows - count, block=block,
+                count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
             )  # fmt: skip
-            for stream, entries in reply or []:
-                batch.setdefault(stream.decode(), []).extend(entries)
-                count += len(entries)
-            if count and deadline is None:
-                deadline = self._clock() + self.batch.max_ms / 1000
-            if not count and deadline is None and self._stopping:
-                break
+            self._carry = [(s.decode(), entry) for s, entries in reply or [] for entry in entries]
+        taken, self._carry = self._carry[: self.batch.max_rows], self._carry[self.batch.max_rows :]
+        batch: Batch = {}
+        for stream, entry in taken:  # COUNT is per stream: the rest waits for the next batch
+            batch.setdefault(stream, []).append(entry)
         return batch
 
     async def _commit(self, batch: Batch) -> None:
