@@ -17,8 +17,8 @@ disable_created_metrics()  # the *_created series only add noise to every scrape
 
 SYMBOL = ("exchange", "symbol")
 FAST_BUCKETS = (
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075,
+    0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 
@@ -81,8 +81,9 @@ class Metrics:
         )
         self.redis_errors = Counter("redis_errors", "Failed Redis pipelines", registry=r)
         self.publish_latency = Histogram(
-            "publish_latency_seconds", "Oldest unpublished change received -> PUBLISH done",
-            buckets=FAST_BUCKETS, registry=r,
+            "publish_latency_seconds",
+            "Received -> PUBLISH acknowledged: a trade; for a book, the newest diff it holds",
+            ("kind",), buckets=FAST_BUCKETS, registry=r,
         )  # fmt: skip
         self.spool_appended = Counter(
             "spool_appended", "Entries appended to the spool", ("stream",), registry=r

@@ -51,6 +51,8 @@ class Publisher:
         self._count_trades = metrics.redis_publishes.labels("trade")
         self._count_books = metrics.redis_publishes.labels("orderbook")
         self._count_market_data = metrics.redis_publishes.labels("market_data")
+        self._trade_latency = metrics.publish_latency.labels("trade")
+        self._book_latency = metrics.publish_latency.labels("orderbook")
         self._redis = redis
         self._depth = book_depth
         self._interval = interval_s
@@ -217,17 +219,16 @@ class Publisher:
             log.info("redis publish recovered")
         self.healthy = True
         wall = time.time()
-        latency = self._metrics.publish_latency
         if trades:
             published_seq = trades[-1][0]
             while self._trades and self._trades[0][0] <= published_seq:
                 self._trades.popleft()
             for _, _, trade in trades:
-                latency.observe(wall - trade.recv_ts)
+                self._trade_latency.observe(wall - trade.recv_ts)
         for state, pending_since in due:
             self._last_publish[state] = now
-            if pending_since is not None:
-                latency.observe(wall - pending_since)
+            if pending_since is not None:  # the book changed since its last publish
+                self._book_latency.observe(wall - state.last_recv_ts)
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
         self._count_books.inc(books)

@@ -26,7 +26,7 @@ class RestGate:
     def __init__(
         self,
         weight_limit_per_min: int = 2400,
-        budget_fraction: float = 0.5,
+        budget_fraction: float = 0.8,
         min_spacing_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,

@@ -68,7 +68,9 @@ class Service:
     async def run(self) -> None:
         """Run until stop() is called or a task fails; then shut down cleanly."""
         log.info("marketdata %s starting; redis %s", __version__, mask_url(self.config.redis_url))
-        self._session = aiohttp.ClientSession()
+        # Every WebSocket holds a pooled connection: the default limit of 100 would leave
+        # snapshot requests waiting (and timing out) once there are 50+ symbols.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.feeds = self._build_feeds(self._session)

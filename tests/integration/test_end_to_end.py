@@ -136,3 +136,27 @@ async def test_generated_market_books_equal_the_simulators(redis_server, redis_c
         trade_ids = [m["trade_id"] for m in collector.messages[f"trades:{symbol}"]]
         assert trade_ids, symbol
         assert trade_ids == list(range(trade_ids[0], market.trade_id + 1))  # none lost or doubled
+
+
+async def test_sixty_symbols_all_sync(redis_server, redis_client, start_sim):
+    """120 WebSockets plus snapshot requests on one HTTP session: none may starve."""
+    sim = await start_sim(GeneratedSource(rate=5, seed=1))
+    symbols = [f"S{i:02d}USDT" for i in range(60)]
+    config = service_config(redis_server.url, sim, symbols)
+    collector = Collector(redis_client)
+    await collector.start()
+    service, task = await run_service(config)
+
+    def all_published(c: Collector) -> bool:
+        return all(c.messages[f"orderbook:{s}"] for s in symbols)
+
+    try:
+        assert await collector.collect_until(all_published, timeout_s=30)
+    finally:
+        service.stop()
+        await task
+        await collector.close()
+    failed = service.metrics.registry.get_sample_value(
+        "snapshot_requests_total", {"status": "error"}
+    )
+    assert not failed
