@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from bench import e2e
 from bench.core import core_parse_sync_apply, floor_loads
 from bench.frames import looped_depth_frames
 from bench.persist import latency, throughput
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--persist-rate", type=int, default=5000)
     parser.add_argument("--persist-seconds", type=float, default=10.0)
     parser.add_argument("--skip-persist", action="store_true")
+    parser.add_argument("--e2e-runs", type=int, default=3, help="runs of each service case")
+    parser.add_argument("--e2e-seconds", type=float, default=4.0)
+    parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
 
     snapshots, frames = looped_depth_frames(args.messages)
@@ -56,6 +60,8 @@ def main() -> None:
     results["core_vs_floor"] = core_median / results["floor_orjson_loads_msgs_per_s"]["median"]
     if not args.skip_persist:
         results.update(persist_cases(args))
+    if not args.skip_e2e:
+        results.update(service_cases(args))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"{len(frames):,} real Binance futures depth frames (capture looped), {args.runs} runs")
@@ -75,7 +81,60 @@ def main() -> None:
         print(f"persist: receive -> committed at {args.persist_rate:,} trades/s: "
               f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, p99.9 {lat['p99.9']:.1f} ms, "
               f"max {lat['max']:.1f} ms ({lat['trades']:,} trades)")  # fmt: skip
+    if "service" in results:
+        print_service(results["service"])
     print(f"written to {RESULTS}")
+
+
+def print_service(service: dict) -> None:
+    r = service["max_rate_10_symbols"]
+    print(f"{'service: highest rate, 10 symbols':<34} {r['median']:>14,.0f} "
+          f"{r['min']:>10,.0f} {r['max']:>10,.0f}")  # fmt: skip
+    for case in service["at_5000_msgs_per_s"]:
+        book = case["book_publish_ms"]
+        print(f"service at 5,000 msgs/s, {case['symbols']:>3} symbols: book receive -> PUBLISH "
+              f"p50 {book['p50']:.2f} ms, p99 {book['p99']:.2f} ms, p99.9 {book['p99.9']:.2f} ms;"
+              f" frame -> book p99 {case['frame_to_book_ms']['p99']:.3f} ms")  # fmt: skip
+    m = service["memory"]
+    print(
+        f"memory: {m['mb_per_symbol']:.2f} MB RSS per symbol (1000-level books, "
+        f"{m['symbols']} symbols: {m['rss_100_mb']:.0f} MB, 1 symbol: {m['rss_1_mb']:.0f} MB)"
+    )
+
+
+def service_cases(args: argparse.Namespace) -> dict:
+    """The service in its own process, a feed server, a redis-server; medians of runs,
+    the per-run percentiles kept whole in results.json."""
+    redis_server = RedisServer()
+    redis_server.start()
+    try:
+        rates = []
+        for _ in range(args.e2e_runs):
+            rates.append(e2e.max_rate(redis_server.url, 10, args.e2e_seconds))
+        at_5000 = []
+        for symbols in (1, 10, 100):
+            runs = [
+                e2e.latency_at(redis_server.url, symbols, 5000, args.e2e_seconds)
+                for _ in range(args.e2e_runs)
+            ]
+            at_5000.append(_median_run(runs))
+        memory = e2e.memory_per_symbol(redis_server.url, 100)
+    finally:
+        redis_server.stop()
+    return {
+        "service": {
+            "max_rate_10_symbols": summarize([r["processed_msgs_per_s"] for r in rates]),
+            "max_rate_runs": rates,
+            "at_5000_msgs_per_s": at_5000,
+            "memory": memory,
+        }
+    }
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run whose book p99 is the median one (percentiles are not averaged)."""
+    ordered = sorted(runs, key=lambda r: r["book_publish_ms"]["p99"])
+    return {**ordered[len(ordered) // 2], "runs": len(runs)}
 
 
 def persist_cases(args: argparse.Namespace) -> dict:

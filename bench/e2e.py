@@ -92,7 +92,14 @@ def rss_mb(pid: int) -> float:
 class Run:
     """A feed server and a service on free ports, against `redis_url`."""
 
-    def __init__(self, redis_url: str, symbols: int, rate_per_symbol: float, frames: int) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        symbols: int,
+        rate_per_symbol: float,
+        frames: int,
+        snapshot_limit: int = 100,
+    ) -> None:
         self.feed_port, self.http_port = free_port(), free_port()
         self.symbols = [f"S{i:03d}USDT" for i in range(symbols)]
         self.feed = Process(
@@ -105,6 +112,7 @@ class Run:
             "exchanges": {"binance_futures": {
                 "symbols": self.symbols, "ws_url": f"ws://127.0.0.1:{self.feed_port}",
                 "rest_url": f"http://127.0.0.1:{self.feed_port}",
+                "snapshot_limit": snapshot_limit,
             }},
         }  # fmt: skip
         self.config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
@@ -138,17 +146,24 @@ def _wait_port(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def _window(run: Run, seconds: float) -> tuple[Samples, Samples, float]:
+    """Scrapes before and after `seconds`, and the depth messages processed between."""
+    before = scrape(run.http_port)
+    time.sleep(seconds)
+    after = scrape(run.http_port)
+    kind = {"type": "depth"}
+    processed = total(after, "messages_processed_total", **kind) - total(
+        before, "messages_processed_total", **kind
+    )
+    return before, after, processed
+
+
 def latency_at(redis_url: str, symbols: int, rate: float, seconds: float) -> dict[str, Any]:
     """receive -> PUBLISH percentiles at `rate` depth msgs/s spread over `symbols`."""
     run = Run(redis_url, symbols, rate / symbols, frames=int(rate / symbols * (seconds + 30)))
     try:
         run.wait_synced()
-        before = scrape(run.http_port)
-        time.sleep(seconds)
-        after = scrape(run.http_port)
-        processed = total(after, "messages_processed_total", type="depth") - total(
-            before, "messages_processed_total", type="depth"
-        )
+        before, after, processed = _window(run, seconds)
         return {
             "symbols": symbols,
             "offered_msgs_per_s": rate,
@@ -169,12 +184,7 @@ def max_rate(redis_url: str, symbols: int, seconds: float) -> dict[str, Any]:
     run = Run(redis_url, symbols, 0, frames=60_000)
     try:
         run.wait_synced()
-        before = scrape(run.http_port)
-        time.sleep(seconds)
-        after = scrape(run.http_port)
-        processed = total(after, "messages_processed_total", type="depth") - total(
-            before, "messages_processed_total", type="depth"
-        )
+        before, after, processed = _window(run, seconds)
         gaps = total(after, "sequence_gaps_total")
         return {
             "symbols": symbols,
@@ -193,7 +203,7 @@ def memory_per_symbol(redis_url: str, symbols: int) -> dict[str, float]:
     """RSS with `symbols` 1000-level books against one, at a light 10 diffs/s each."""
     rss = {}
     for n in (1, symbols):
-        run = Run(redis_url, n, 10, frames=2000)
+        run = Run(redis_url, n, 10, frames=2000, snapshot_limit=1000)
         try:
             run.wait_synced(120)
             time.sleep(2)

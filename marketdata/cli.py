@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -93,24 +93,19 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Runnable(Protocol):
+    def stop(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
 def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
-    from marketdata.service import Service, StartupError
+    from marketdata.service import Service
 
-    async def run() -> None:
-        service = Service(config)
-        _on_signals(service.stop)
-        await service.run()
-
-    try:
-        asyncio.run(run())
-    except StartupError as e:
-        print(f"marketdata: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return _serve(lambda: Service(config), config, args)
 
 
 def _persist(args: argparse.Namespace) -> int:
@@ -124,17 +119,23 @@ def _persist(args: argparse.Namespace) -> int:
         print("marketdata: config error: persist: enable persist.timescale or persist.mongo",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
+    return _serve(lambda: PersistService(config, sinks), config, args)
+
+
+def _serve(make: Callable[[], _Runnable], config: Config, args: argparse.Namespace) -> int:
+    """Run a service until SIGINT/SIGTERM; a start-up failure is one line, exit 1."""
     setup_logging(args.log_level or config.log_level, args.log_format or config.log_format)
+    from marketdata.service import StartupError
 
     async def run() -> None:
-        service = PersistService(config, sinks)
+        service = make()
         _on_signals(service.stop)
         await service.run()
 
     try:
         asyncio.run(run())
-    except OSError as e:
-        print(f"marketdata persist: {e}", file=sys.stderr)
+    except (StartupError, OSError) as e:
+        print(f"marketdata {args.command}: {e}", file=sys.stderr)
         return 1
     return 0
 

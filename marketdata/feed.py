@@ -29,6 +29,9 @@ FrameHandler = Callable[[bytes, float], None]
 StateHandler = Callable[[bool], None]
 ErrorHandler = Callable[[str], None]
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+# receive() returns without suspending while frames are buffered, so a busy socket would
+# keep the loop from the publisher: yield once every this many frames.
+FRAMES_PER_YIELD = 64
 DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
@@ -114,6 +117,7 @@ class WebSocketFeed:
         deadline = loop.time() + self.policy.max_age_s
         stale = self.policy.stale_after_s
         on_frame = self._on_frame
+        frames = 0
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -129,6 +133,9 @@ class WebSocketFeed:
                 if self._backoff.attempt:
                     self._backoff.reset()  # data flows: the next drop starts afresh
                 on_frame(message.data, time.time())
+                frames += 1
+                if frames % FRAMES_PER_YIELD == 0:
+                    await asyncio.sleep(0)
             elif message.type in ENDED:
                 log.warning("%s: closed by server (code %s)", self.name, ws.close_code)
                 return None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -57,12 +55,3 @@ def persist_config(redis_url: str, dsn: str, **persist: Any) -> Config:
         "exchanges": {"binance_futures": {"symbols": ["BTCUSDT"]}},
     }
     return parse_config(raw, environ={})
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(0.1)
-    return await check()

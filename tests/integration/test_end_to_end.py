@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import defaultdict
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from marketdata.service import Service
 from marketdata.sim.capture import load_capture
 from marketdata.sim.sources import GeneratedSource, ReplaySource
 from tests.helpers import FUTURES_CAPTURE, captured_trades, expected_books_from_capture
 from tests.integration.conftest import service_config
+from tests.integration.scenario_runner import Collector
 
 CAPTURE_SYMBOLS = ["AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"]
-
-
-class Collector:
-    """Every orderbook:/trades: message, decoded, per channel."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.pubsub = client.pubsub()
-        self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    async def start(self) -> None:
-        await self.pubsub.psubscribe("orderbook:*", "trades:*")
-
-    async def collect_until(self, done: Any, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if message is not None:
-                channel = message["channel"].decode()
-                self.messages[channel].append(orjson.loads(message["data"]))
-            elif done(self):
-                return True
-        return done(self)
-
-    async def close(self) -> None:
-        await self.pubsub.aclose()
 
 
 async def run_service(config: Any) -> tuple[Service, asyncio.Task[None]]:

@@ -15,7 +15,8 @@ from marketdata.persist.mongo import MongoSink
 from marketdata.persist.rows import TradeRow
 from marketdata.persist.service import PersistService
 from marketdata.persist.worker import SinkState
-from tests.integration.persist_helpers import eventually, persist_config, spool_trades
+from tests.integration.persist_helpers import persist_config, spool_trades
+from tests.integration.scenario_runner import wait_until
 from tests.mongo_double import FakeDatabase
 
 MONGO_URL = os.environ.get("MARKETDATA_TEST_MONGO_URL")
@@ -51,15 +52,15 @@ async def test_mongo_outage_retries_then_drains_exactly(redis_server, redis_clie
     worker = service.workers[0]
     try:
         await spool_trades(redis_client, 0, 2000)
-        assert await eventually(lambda: _docs(db, 2000), 10)
+        assert await wait_until(lambda: _docs(db, 2000), 10)
         db.down = True
         await spool_trades(redis_client, 2000, 2000)
-        assert await eventually(lambda: _state(worker, SinkState.UNAVAILABLE), 10)
+        assert await wait_until(lambda: _state(worker, SinkState.UNAVAILABLE), 10)
         await asyncio.sleep(1.0)
         assert len(db["trades"].docs) == 2000
         db.down = False
-        assert await eventually(lambda: _docs(db, 4000), 20)
-        assert await eventually(lambda: _state(worker, SinkState.OK), 10)
+        assert await wait_until(lambda: _docs(db, 4000), 20)
+        assert await wait_until(lambda: _state(worker, SinkState.OK), 10)
     finally:
         service.stop()
         await task

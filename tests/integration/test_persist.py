@@ -16,12 +16,12 @@ from marketdata.persist.timescale import TimescaleSink
 from marketdata.persist.worker import SinkState
 from marketdata.spool import TRADES_STREAM
 from tests.integration.persist_helpers import (
-    eventually,
     pending,
     persist_config,
     row_counts,
     spool_trades,
 )
+from tests.integration.scenario_runner import wait_until
 from tests.mongo_double import FakeDatabase
 
 
@@ -43,9 +43,9 @@ async def test_100k_trades_exactly_once_and_replay_adds_nothing(redis_server, re
         async def all_stored() -> bool:
             return await row_counts(pg.dsn) == (100_000, 100_000)
 
-        assert await eventually(all_stored, 60)
+        assert await wait_until(all_stored, 60)
         await spool_trades(redis_client, 0, 100_000)  # the same trades delivered again
-        assert await eventually(lambda: _drained(redis_client, "timescale"), 60)
+        assert await wait_until(lambda: _drained(redis_client, "timescale"), 60)
         assert await row_counts(pg.dsn) == (100_000, 100_000)
         written = service.metrics.registry.get_sample_value(
             "rows_written_total", {"sink": "timescale", "table": "trades"}
@@ -99,8 +99,8 @@ async def test_kill_9_five_times_while_trades_flow(redis_server, redis_client, p
         async def all_stored() -> bool:
             return await row_counts(pg.dsn) == (50_000, 50_000)
 
-        assert await eventually(all_stored, 60)
-        assert await eventually(lambda: _drained(redis_client, "timescale"), 10)
+        assert await wait_until(all_stored, 60)
+        assert await wait_until(lambda: _drained(redis_client, "timescale"), 10)
         assert await pending(redis_client, "timescale") == 0
     finally:
         process.send_signal(signal.SIGTERM)
@@ -119,10 +119,10 @@ async def test_postgres_outage_holds_its_group_only(redis_server, redis_client, 
     timescale, mongo = service.workers
     try:
         await spool_trades(redis_client, 0, 5000)
-        assert await eventually(lambda: _stored(pg.dsn, 5000), 20)
+        assert await wait_until(lambda: _stored(pg.dsn, 5000), 20)
         pg.stop()
         await spool_trades(redis_client, 5000, 5000)  # arrives while PostgreSQL is down
-        assert await eventually(lambda: _true(timescale.state is SinkState.UNAVAILABLE), 10)
+        assert await wait_until(lambda: _true(timescale.state is SinkState.UNAVAILABLE), 10)
         stored = metrics.registry.get_sample_value(
             "rows_written_total", {"sink": "timescale", "table": "trades"}
         )
@@ -145,8 +145,8 @@ async def test_postgres_outage_holds_its_group_only(redis_server, redis_client, 
         assert await _drained(redis_client, "mongo")
         assert timescale.state is SinkState.UNAVAILABLE
         pg.start()
-        assert await eventually(lambda: _stored(pg.dsn, 15_000), 30)
-        assert await eventually(lambda: _drained(redis_client, "timescale"), 10)
+        assert await wait_until(lambda: _stored(pg.dsn, 15_000), 30)
+        assert await wait_until(lambda: _drained(redis_client, "timescale"), 10)
         assert len(mongo_db["trades"].docs) == 15_000
         await service.housekeep_once()
         assert timescale.state in (SinkState.OK, SinkState.DEGRADED)
@@ -166,8 +166,8 @@ async def test_bad_rows_are_set_aside_not_lost_nor_blocking(redis_server, redis_
             await redis_client.xadd(TRADES_STREAM, {**bad, "price": price, "trade_id": price})
         await redis_client.xadd(TRADES_STREAM, {"exchange": "x"})  # not even a trade
         await spool_trades(redis_client, 100, 100)
-        assert await eventually(lambda: _stored(pg.dsn, 200), 20)
-        assert await eventually(lambda: _drained(redis_client, "timescale"), 10)
+        assert await wait_until(lambda: _stored(pg.dsn, 200), 20)
+        assert await wait_until(lambda: _drained(redis_client, "timescale"), 10)
     finally:
         service.stop()
         await task
