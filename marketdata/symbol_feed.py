@@ -12,7 +12,7 @@ import aiohttp
 
 from marketdata.backoff import Backoff
 from marketdata.config import ReconnectConfig
-from marketdata.events import BookTicker, DepthDiff, Trade
+from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
@@ -49,11 +49,13 @@ class SymbolFeed:
         self._metrics = metrics
         self._snapshot_task: asyncio.Task[None] | None = None
         self._synced_flag = False
+        self._last_skip_log = 0.0
+        self._skips_unlogged = 0
         labels = (adapter.name, state.symbol)
         self._updates = metrics.orderbook_updates.labels(*labels)
         self._gaps = metrics.sequence_gaps.labels(*labels)
         self._resyncs = metrics.resyncs.labels(*labels)
-        self._synced = metrics.book_synced.labels(*labels)
+        self._synced_gauge = metrics.book_synced.labels(*labels)
         self._levels_bid = metrics.book_levels.labels(*labels, "bid")
         self._levels_ask = metrics.book_levels.labels(*labels, "ask")
         self._dropped = metrics.diffs_dropped.labels(*labels)
@@ -88,10 +90,6 @@ class SymbolFeed:
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         return [c.run() for c in self.connections]
 
-    @property
-    def connected(self) -> bool:
-        return all(c.connected for c in self.connections)
-
     async def close(self) -> None:
         if self._snapshot_task is not None:
             self._snapshot_task.cancel()
@@ -121,9 +119,7 @@ class SymbolFeed:
         try:
             events = self.adapter.parse(frame, recv_ts)
         except MalformedMessage as e:
-            self._metrics.messages_error.labels(e.reason).inc()
-            log.warning("%s %s: skipped malformed message (%s): %.200r",
-                        self.adapter.name, self.state.symbol, e, frame)  # fmt: skip
+            self._skipped(e, frame)
             return
         state = self.state
         for event in events:
@@ -136,6 +132,17 @@ class SymbolFeed:
                 self._on_trade(event)
             elif type(event) is BookTicker:
                 self._tickers_seen.inc()
+
+    def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
+        """Count every malformed message; log at most one a second per symbol."""
+        self._count_error(error.reason)
+        now = time.monotonic()
+        if now - self._last_skip_log < 1.0:
+            self._skips_unlogged += 1
+            return
+        more = f" (+{self._skips_unlogged} more not logged)" if self._skips_unlogged else ""
+        log.warning("%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame)
+        self._last_skip_log, self._skips_unlogged = now, 0
 
     def _on_diff(self, diff: DepthDiff) -> None:
         self._diffs_seen.inc()
@@ -182,7 +189,7 @@ class SymbolFeed:
 
     def _set_synced(self, synced: bool) -> None:
         self._synced_flag = synced
-        self._synced.set(1 if synced else 0)
+        self._synced_gauge.set(1 if synced else 0)
 
     def _state_handler(self, kind: str, depth_stream: bool) -> Any:
         gauge = self._metrics.ws_connected.labels(self.adapter.name, self.state.symbol, kind)
@@ -252,7 +259,7 @@ class SymbolFeed:
         self._apply_snapshot(snapshot)
         return None
 
-    def _apply_snapshot(self, snapshot: Any) -> None:
+    def _apply_snapshot(self, snapshot: BookSnapshot) -> None:
         outcomes = self.state.sync.on_snapshot(snapshot)
         log.info("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
                  self.adapter.name, self.state.symbol, snapshot.last_id, len(outcomes),
