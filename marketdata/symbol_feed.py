@@ -154,10 +154,11 @@ class SymbolFeed:
             self._lag.observe(max(0.0, diff.recv_ts - diff.exchange_ts / 1000))
         elif outcome is Outcome.DROPPED:
             self._dropped.inc()
-        elif outcome in BREAKS:
-            self._broken(outcome, diff)
-        if self._wants_snapshot():
-            self._request_snapshot()
+        else:  # buffered, or a break: the only outcomes that can leave the book without one
+            if outcome in BREAKS:
+                self._broken(outcome, diff)
+            if self._wants_snapshot():
+                self._request_snapshot()
 
     def _applied(self, diff: DepthDiff) -> None:
         state = self.state
