@@ -44,8 +44,8 @@ class BookSync:
         self.rule = rule
         self.book = OrderBook()
         self.state = SyncState.BUFFERING
-        self.last_id: int | None = None  # id the book is exact at (None while BUFFERING)
-        self.snapshot_id: int | None = None
+        # The id the book is exact at (None while BUFFERING); in BRIDGING, the snapshot's.
+        self.last_id: int | None = None
         self.last_exchange_ts = 0
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
 
@@ -75,10 +75,10 @@ class BookSync:
         if self.state is SyncState.BUFFERING:
             self._buffer.append(diff)
             return Outcome.BUFFERED
-        assert self.snapshot_id is not None
-        if self.rule.is_stale(diff, self.snapshot_id):
+        assert self.last_id is not None  # BRIDGING: the snapshot's id
+        if self.rule.is_stale(diff, self.last_id):
             return Outcome.DROPPED
-        if self.rule.bridges(diff, self.snapshot_id):
+        if self.rule.bridges(diff, self.last_id):
             return self._apply(diff)
         return self._restart(diff, Outcome.SNAPSHOT_TOO_OLD)
 
@@ -90,7 +90,7 @@ class BookSync:
             self._restart(None, Outcome.CROSSED)
             self._buffer.extend(pending)
             return [Outcome.CROSSED]
-        self.snapshot_id = self.last_id = snapshot.last_id
+        self.last_id = snapshot.last_id
         self.last_exchange_ts = snapshot.exchange_ts
         self.state = SyncState.BRIDGING
         outcomes = []
@@ -121,4 +121,3 @@ class BookSync:
         self.book.clear()
         self.state = SyncState.BUFFERING
         self.last_id = None
-        self.snapshot_id = None
