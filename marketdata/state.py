@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from marketdata.book import PriceLevel
 from marketdata.channels import Channels, channels_for
 from marketdata.continuity import ContinuityRule
 from marketdata.events import Trade
@@ -34,30 +35,33 @@ class SymbolState:
 
     def render_orderbook(self, depth: int) -> bytes | None:
         """Top-`depth` book JSON, or None while the book is not synced."""
-        sync = self.sync
-        if not sync.synced or sync.last_id is None:
+        top = self._synced_top(depth)
+        if top is None:
             return None
-        bids, asks = sync.book.top(depth)
+        bids, asks, last_id = top
         return orderbook_message(
-            self.exchange,
-            self.symbol,
-            bids,
-            asks,
-            sync.last_id,
-            sync.last_exchange_ts,
+            self.exchange, self.symbol, bids, asks, last_id, self.sync.last_exchange_ts,
             self.last_recv_ts,
-        )
+        )  # fmt: skip
 
     def spool_book_entry(self, depth: int, time_ms: int) -> dict[str, str | bytes] | None:
         """A top-`depth` snapshot for spool:books, or None while the book is not synced."""
+        top = self._synced_top(depth)
+        if top is None:
+            return None
+        bids, asks, last_id = top
+        return book_entry(
+            self.exchange, self.symbol, last_id, time_ms, self.sync.last_exchange_ts,
+            self.last_recv_ts, bids, asks,
+        )  # fmt: skip
+
+    def _synced_top(self, depth: int) -> tuple[list[PriceLevel], list[PriceLevel], int] | None:
+        """(bids, asks, the id they are exact at), or None while the book is not synced."""
         sync = self.sync
         if not sync.synced or sync.last_id is None:
             return None
         bids, asks = sync.book.top(depth)
-        return book_entry(
-            self.exchange, self.symbol, sync.last_id, time_ms, sync.last_exchange_ts,
-            self.last_recv_ts, bids, asks,
-        )  # fmt: skip
+        return bids, asks, sync.last_id
 
     def render_market_data(self) -> bytes:
         book = self.sync.book
