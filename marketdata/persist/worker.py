@@ -82,7 +82,7 @@ class SinkWorker:
         """Called by housekeeping: DEGRADED while far behind after writes resumed."""
         self.lag_s = lag_s
         if self.state is not SinkState.UNAVAILABLE:
-            self._set_state(SinkState.DEGRADED if lag_s > DEGRADED_LAG_S else SinkState.OK)
+            self._set_state(self._writing_state())
 
     async def _ensure_groups(self) -> None:
         for stream in STREAMS:
@@ -186,8 +186,12 @@ class SinkWorker:
                 continue
             if self.state is SinkState.UNAVAILABLE:
                 log.info("%s: %s succeeded, sink available", self.group, what)
-                self._set_state(SinkState.DEGRADED if self.lag_s > DEGRADED_LAG_S else SinkState.OK)
+                self._set_state(self._writing_state())
             return result
+
+    def _writing_state(self) -> SinkState:
+        """The state of a sink that writes: DEGRADED while it is far behind, else OK."""
+        return SinkState.DEGRADED if self.lag_s > DEGRADED_LAG_S else SinkState.OK
 
     def _set_state(self, state: SinkState) -> None:
         self.state = state
