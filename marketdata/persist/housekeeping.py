@@ -8,59 +8,62 @@ has not acknowledged (its oldest pending entry, or else the next one it has not 
 
 from __future__ import annotations
 
-import logging
-import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from marketdata.spool import STREAMS
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True, slots=True)
+class GroupPosition:
+    """Where one consumer group stands on one stream."""
+
+    name: str
+    pending: int
+    last_delivered: str
+    oldest_unacked: str | None  # None: it has acknowledged every entry
 
 
-def entry_ms(entry_id: bytes | str) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
-
-
-async def oldest_unacked(redis: aioredis.Redis, stream: str, group: dict) -> bytes | str | None:
-    """The oldest entry `group` has not acknowledged, or None if it has them all."""
-    if group["pending"]:
-        summary = await redis.xpending(stream, group["name"])
-        return summary["min"]
-    undelivered = await redis.xrange(stream, min=f"({_text(group['last-delivered-id'])}", count=1)
-    return undelivered[0][0] if undelivered else None
-
-
-async def group_lags(redis: aioredis.Redis, stream: str) -> dict[str, tuple[int, float]]:
-    """group -> (pending entries, seconds since its oldest unacknowledged entry)."""
-    now_ms = time.time() * 1000
-    lags = {}
+async def group_positions(redis: aioredis.Redis, stream: str) -> list[GroupPosition]:
+    positions = []
     for group in await redis.xinfo_groups(stream):
-        oldest = await oldest_unacked(redis, stream, group)
-        lag_s = 0.0 if oldest is None else max(0.0, (now_ms - entry_ms(oldest)) / 1000)
-        lags[_text(group["name"])] = (int(group["pending"]), lag_s)
-    return lags
-
-
-async def trim(redis: aioredis.Redis, stream: str) -> int:
-    """Drop the entries every group has acknowledged; returns how many went."""
-    groups = await redis.xinfo_groups(stream)
-    if not groups:
-        return 0  # nobody has read anything yet: keep it all
-    thresholds = []
-    for group in groups:
-        oldest = await oldest_unacked(redis, stream, group)
-        if oldest is None:  # everything acknowledged: keep from just after the last read
-            thresholds.append(_after(_text(group["last-delivered-id"])))
+        name, last = _text(group["name"]), _text(group["last-delivered-id"])
+        if group["pending"]:
+            oldest: str | None = _text((await redis.xpending(stream, name))["min"])
         else:
-            thresholds.append(_text(oldest))
+            undelivered = await redis.xrange(stream, min=f"({last}", count=1)
+            oldest = _text(undelivered[0][0]) if undelivered else None
+        positions.append(GroupPosition(name, int(group["pending"]), last, oldest))
+    return positions
+
+
+def lag_s(position: GroupPosition, now_ms: float) -> float:
+    """Seconds since the oldest entry the group has not acknowledged (0: none)."""
+    if position.oldest_unacked is None:
+        return 0.0
+    return max(0.0, (now_ms - entry_ms(position.oldest_unacked)) / 1000)
+
+
+async def trim(redis: aioredis.Redis, stream: str, positions: list[GroupPosition]) -> int:
+    """Drop the entries every group had acknowledged when `positions` were read (a later
+    acknowledgement only leaves a little more behind); returns how many went."""
+    if not positions:
+        return 0  # nobody has read anything yet: keep it all
+    thresholds = [
+        p.oldest_unacked if p.oldest_unacked is not None else _after(p.last_delivered)
+        for p in positions
+    ]
     threshold = min(thresholds, key=_id_key)
     return int(await redis.xtrim(stream, minid=threshold, approximate=False))
 
 
 async def trim_all(redis: aioredis.Redis) -> int:
-    return sum([await trim(redis, stream) for stream in STREAMS])
+    return sum([await trim(redis, s, await group_positions(redis, s)) for s in STREAMS])
+
+
+def entry_ms(entry_id: bytes | str) -> int:
+    return int(_text(entry_id).split("-", 1)[0])
 
 
 def _after(entry_id: str) -> str:

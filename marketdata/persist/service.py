@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from marketdata import __version__
 from marketdata.config import Config, mask_url
 from marketdata.metrics import PersistMetrics
-from marketdata.persist.housekeeping import group_lags, trim_all
+from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
 from marketdata.persist.worker import SinkState, SinkWorker
 from marketdata.spool import STREAMS
@@ -103,15 +103,18 @@ class PersistService:
     async def housekeep_once(self) -> None:
         """Refresh pending/lag figures and states, then trim what all groups acknowledged."""
         worst: dict[str, float] = {}
+        now_ms = time.time() * 1000
         for stream in STREAMS:
-            for group, (pending, lag_s) in (await group_lags(self.redis, stream)).items():
-                name = stream.split(":", 1)[1]
-                self.metrics.spool_pending.labels(group, name).set(pending)
-                self.metrics.spool_lag.labels(group, name).set(lag_s)
-                worst[group] = max(worst.get(group, 0.0), lag_s)
+            positions = await group_positions(self.redis, stream)
+            name = stream.split(":", 1)[1]
+            for position in positions:
+                group, lag = position.name, lag_s(position, now_ms)
+                self.metrics.spool_pending.labels(group, name).set(position.pending)
+                self.metrics.spool_lag.labels(group, name).set(lag)
+                worst[group] = max(worst.get(group, 0.0), lag)
+            await trim(self.redis, stream, positions)
         for worker in self.workers:
             worker.update_lag(worst.get(worker.group, 0.0))
-        await trim_all(self.redis)
 
     async def _start_http(self) -> web.AppRunner:
         app = web.Application()
