@@ -71,6 +71,7 @@ class WebSocketFeed:
         self.policy = policy
         self.connected = False
         self.handovers = 0
+        self._last_frame_at = 0.0
 
     async def run(self) -> None:
         """Keep a connection open until cancelled."""
@@ -112,33 +113,55 @@ class WebSocketFeed:
     async def _pump(
         self, ws: aiohttp.ClientWebSocketResponse
     ) -> aiohttp.ClientWebSocketResponse | None:
-        """Hand frames on until the connection ends (None) or is handed over (successor)."""
+        """Hand frames on until the connection ends (None) or is handed over (successor).
+
+        The reader runs receive() without a timeout: a per-frame timeout costs an asyncio
+        Timeout per frame, most of the receive loop at high rates. This supervisor wakes
+        only when the watchdog or the handover could be due.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.policy.max_age_s
         stale = self.policy.stale_after_s
+        self._last_frame_at = loop.time()
+        reader = asyncio.create_task(self._read(ws), name=f"{self.name}:read")
+        try:
+            while True:
+                now = loop.time()
+                if now >= deadline:
+                    break
+                wake = deadline
+                if stale is not None:
+                    if now - self._last_frame_at >= stale:
+                        self._on_error("stale_connection")
+                        raise StaleConnection(f"no frame for {stale:g}s")
+                    wake = min(wake, self._last_frame_at + stale)
+                done, _ = await asyncio.wait((reader,), timeout=wake - now)
+                if done:
+                    return reader.result()
+        finally:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+        return await self._handover(ws)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Receive until the connection ends; a frame error raises."""
         on_frame = self._on_frame
+        clock = time.monotonic  # the loop's clock, read without a method lookup per frame
         frames = 0
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return await self._handover(ws)
-            try:
-                message = await ws.receive(timeout=min(remaining, stale or remaining))
-            except TimeoutError:
-                if loop.time() >= deadline:
-                    return await self._handover(ws)
-                self._on_error("stale_connection")
-                raise StaleConnection(f"no frame for {stale:g}s") from None
+            message = await ws.receive()
             if message.type in DATA:
                 if self._backoff.attempt:
                     self._backoff.reset()  # data flows: the next drop starts afresh
+                self._last_frame_at = clock()
                 on_frame(message.data, time.time())
                 frames += 1
                 if frames % FRAMES_PER_YIELD == 0:
                     await asyncio.sleep(0)
             elif message.type in ENDED:
                 log.warning("%s: closed by server (code %s)", self.name, ws.close_code)
-                return None
+                return
             elif message.type is WSMsgType.ERROR:
                 self._frame_error(message.data)
 
