@@ -1,6 +1,7 @@
 """Every Prometheus instrument the service exposes, defined in one place.
 
 Each Service owns a registry of its own, so two services (or tests) never share counts.
+Instruments touched for every message are hot_metrics' lock-free ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+
+from marketdata.hot_metrics import HotCounter, HotHistogram
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -34,24 +37,22 @@ class Metrics:
             "ws_disconnects", "WebSocket connections lost or refused", (*SYMBOL, "stream"),
             registry=r,
         )  # fmt: skip
-        self.messages_processed = Counter(
-            "messages_processed", "Exchange messages handled, by event type", ("type",),
-            registry=r,
-        )  # fmt: skip
+        self.messages_processed = HotCounter(
+            "messages_processed", "Exchange messages handled, by event type", ("type",), r
+        )
         self.messages_error = Counter(
             "messages_error", "Exchange messages skipped as malformed, by reason", ("reason",),
             registry=r,
         )  # fmt: skip
-        self.processing_latency = Histogram(
-            "processing_latency_seconds", "Frame received -> book applied", buckets=FAST_BUCKETS,
-            registry=r,
-        )  # fmt: skip
-        self.exchange_lag = Histogram(
+        self.processing_latency = HotHistogram(
+            "processing_latency_seconds", "Frame received -> book applied", (), r, FAST_BUCKETS
+        )
+        self.exchange_lag = HotHistogram(
             "exchange_lag_seconds", "Exchange event time -> received (includes clock skew)",
-            buckets=LAG_BUCKETS, registry=r,
+            (), r, LAG_BUCKETS,
         )  # fmt: skip
-        self.orderbook_updates = Counter(
-            "orderbook_updates", "Diffs applied to synced books", SYMBOL, registry=r
+        self.orderbook_updates = HotCounter(
+            "orderbook_updates", "Diffs applied to synced books", SYMBOL, r
         )
         self.sequence_gaps = Counter(
             "sequence_gaps", "Continuity breaks detected (gap or crossed book)", SYMBOL, registry=r
@@ -63,27 +64,26 @@ class Metrics:
             "snapshot_requests", "REST snapshot requests, by HTTP status or error", ("status",),
             registry=r,
         )  # fmt: skip
-        self.diffs_dropped = Counter(
-            "diffs_dropped", "Diffs ignored as already contained in the book (by id)", SYMBOL,
-            registry=r,
-        )  # fmt: skip
-        self.trades_processed = Counter(
-            "trades_processed", "Trades accepted for publishing", registry=r
+        self.diffs_dropped = HotCounter(
+            "diffs_dropped", "Diffs ignored as already contained in the book (by id)", SYMBOL, r
         )
-        self.trades_duplicate = Counter(
-            "trades_duplicate", "Trades skipped as repeats of an id already seen", registry=r
+        self.trades_processed = HotCounter(
+            "trades_processed", "Trades accepted for publishing", (), r
+        )
+        self.trades_duplicate = HotCounter(
+            "trades_duplicate", "Trades skipped as repeats of an id already seen", (), r
         )
         self.trades_dropped = Counter(
             "trades_dropped", "Trades dropped because the pending buffer was full", registry=r
         )
-        self.redis_publishes = Counter(
-            "redis_publishes", "Messages published to Redis", ("kind",), registry=r
+        self.redis_publishes = HotCounter(
+            "redis_publishes", "Messages published to Redis", ("kind",), r
         )
         self.redis_errors = Counter("redis_errors", "Failed Redis pipelines", registry=r)
-        self.publish_latency = Histogram(
+        self.publish_latency = HotHistogram(
             "publish_latency_seconds",
             "Received -> PUBLISH acknowledged: a trade; for a book, the newest diff it holds",
-            ("kind",), buckets=FAST_BUCKETS, registry=r,
+            ("kind",), r, FAST_BUCKETS,
         )  # fmt: skip
         self.spool_appended = Counter(
             "spool_appended", "Entries appended to the spool", ("stream",), registry=r
