@@ -1,14 +1,18 @@
-"""OrderBook: two SortedDicts of price levels. No I/O, no asyncio.
+"""OrderBook: per side, a dict of levels and a SortedList of their prices. No I/O.
 
-Keys are floats (bids negated, so index 0 is the best level on both sides); values keep
-the exchange's text so that output is exactly what the exchange sent.
+The dict answers "is this price here" and holds the level; the SortedList keeps the
+order, and is touched only when a price appears or goes. Most diff levels change the
+quantity at a price already held, so they cost one dict store (a SortedDict would run a
+Python method per level: this layout applies diffs in about half the time). Bid prices
+are negated in the SortedList so index 0 is the best level on both sides. Levels keep
+the exchange's text, so output is exactly what the exchange sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
 from marketdata.events import Level
 
@@ -16,51 +20,73 @@ PriceLevel = tuple[str, str]  # (price_text, qty_text)
 
 
 class OrderBook:
-    __slots__ = ("_asks", "_bids")
+    __slots__ = ("_ask_prices", "_asks", "_bid_prices", "_bids")
 
     def __init__(self) -> None:
-        self._bids: SortedDict = SortedDict()  # -price -> (price_text, qty_text)
-        self._asks: SortedDict = SortedDict()  # price -> (price_text, qty_text)
+        self._bids: dict[float, Level] = {}
+        self._asks: dict[float, Level] = {}
+        self._bid_prices = SortedList()  # -price, best (highest) first
+        self._ask_prices = SortedList()  # price, best (lowest) first
 
     def clear(self) -> None:
         self._bids.clear()
         self._asks.clear()
+        self._bid_prices.clear()
+        self._ask_prices.clear()
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book with a snapshot's levels."""
-        self._bids = SortedDict({-p: (pt, qt) for p, q, pt, qt in bids if q > 0})
-        self._asks = SortedDict({p: (pt, qt) for p, q, pt, qt in asks if q > 0})
+        self._bids = {level[0]: level for level in bids if level[1] > 0}
+        self._asks = {level[0]: level for level in asks if level[1] > 0}
+        self._bid_prices = SortedList(-price for price in self._bids)
+        self._ask_prices = SortedList(self._asks)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Set each level to its absolute quantity; quantity 0 removes the level."""
-        side = self._bids
-        for price, qty, price_text, qty_text in bids:
-            if qty == 0:
-                side.pop(-price, None)
+        levels, prices = self._bids, self._bid_prices
+        for level in bids:
+            price = level[0]
+            if level[1] == 0:
+                if levels.pop(price, None) is not None:
+                    prices.remove(-price)
             else:
-                side[-price] = (price_text, qty_text)
-        side = self._asks
-        for price, qty, price_text, qty_text in asks:
-            if qty == 0:
-                side.pop(price, None)
+                if price not in levels:
+                    prices.add(-price)
+                levels[price] = level
+        levels, prices = self._asks, self._ask_prices
+        for level in asks:
+            price = level[0]
+            if level[1] == 0:
+                if levels.pop(price, None) is not None:
+                    prices.remove(price)
             else:
-                side[price] = (price_text, qty_text)
+                if price not in levels:
+                    prices.add(price)
+                levels[price] = level
 
     def best_bid(self) -> PriceLevel | None:
-        return self._bids.peekitem(0)[1] if self._bids else None
+        return _text(self._bids[-self._bid_prices[0]]) if self._bids else None
 
     def best_ask(self) -> PriceLevel | None:
-        return self._asks.peekitem(0)[1] if self._asks else None
+        return _text(self._asks[self._ask_prices[0]]) if self._asks else None
 
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask: the book cannot be right."""
         if not self._bids or not self._asks:
             return False
-        return -self._bids.peekitem(0)[0] >= self._asks.peekitem(0)[0]
+        return -self._bid_prices[0] >= self._ask_prices[0]
 
     def top(self, depth: int) -> tuple[list[PriceLevel], list[PriceLevel]]:
         """The best `depth` levels of each side, best first."""
-        return self._bids.values()[:depth], self._asks.values()[:depth]
+        bids, asks = self._bids, self._asks
+        return (
+            [_text(bids[-price]) for price in self._bid_prices.islice(0, depth)],
+            [_text(asks[price]) for price in self._ask_prices.islice(0, depth)],
+        )
 
     def level_counts(self) -> tuple[int, int]:
         return len(self._bids), len(self._asks)
+
+
+def _text(level: Level) -> PriceLevel:
+    return level[2], level[3]
