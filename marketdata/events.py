@@ -2,6 +2,10 @@
 
 Prices and quantities travel as both a float (for ordering and arithmetic checks) and the
 exchange's own decimal text (for output). A float is never formatted back into a price.
+
+Events are not changed once an adapter builds them, yet they are not frozen: a frozen
+dataclass sets each field through object.__setattr__, which made building a DepthDiff
+cost 1.4 us more, about a tenth of all the work per depth message.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ Level = tuple[float, float, str, str]
 Side = Literal["buy", "sell"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DepthDiff:
     """An incremental L2 update: absolute quantities for the levels that changed."""
 
@@ -29,7 +33,7 @@ class DepthDiff:
     recv_ts: float  # our receive time, Unix seconds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookSnapshot:
     """A full book (to some depth) as of update id `last_id`."""
 
@@ -42,7 +46,7 @@ class BookSnapshot:
     recv_ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
     """One trade as the exchange reports it (Binance futures: one aggTrade)."""
 
@@ -58,7 +62,7 @@ class Trade:
     recv_ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookTicker:
     """Best bid/ask as pushed by the exchange's own top-of-book stream."""
 
