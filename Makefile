@@ -11,6 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,bench]"
+	touch $@
+
 install: $(VENV)/.installed
 
 redis:
@@ -35,7 +39,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install redis postgres
+bench: $(VENV)/.bench-installed redis postgres
 	$(PY) -m bench
 
 clean:

@@ -14,8 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-from bench import e2e
-from bench.core import core_parse_sync_apply, floor_loads
+from bench import e2e, peer
+from bench.core import core_parse_sync_apply, core_tops, floor_loads
 from bench.frames import looped_depth_frames
 from bench.persist import latency, throughput
 from tests.postgres_server import PostgresServer
@@ -41,38 +41,19 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
 
-    snapshots, frames = looped_depth_frames(args.messages)
-    floor, core = [], []
-    for _ in range(args.runs):  # alternate A/B so drift hits both alike
-        floor.append(floor_loads(frames))
-        core.append(core_parse_sync_apply(snapshots, frames))
     results = {
         "machine": platform.platform(),
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "messages": len(frames),
-        "runs": args.runs,
-        "floor_orjson_loads_msgs_per_s": summarize(floor),
-        "core_parse_sync_apply_msgs_per_s": summarize(core),
+        **in_process_cases(args),
     }
-    core_median = results["core_parse_sync_apply_msgs_per_s"]["median"]
-    results["core_us_per_msg"] = 1e6 / core_median
-    results["core_vs_floor"] = core_median / results["floor_orjson_loads_msgs_per_s"]["median"]
     if not args.skip_persist:
         results.update(persist_cases(args))
     if not args.skip_e2e:
         results.update(service_cases(args))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
-    print(f"{len(frames):,} real Binance futures depth frames (capture looped), {args.runs} runs")
-    print(f"{'case':<34} {'median msgs/s':>14} {'min':>10} {'max':>10}")
-    for name, key in (
-        ("floor: orjson.loads", "floor_orjson_loads_msgs_per_s"),
-        ("core: parse + sync + book apply", "core_parse_sync_apply_msgs_per_s"),
-    ):
-        r = results[key]
-        print(f"{name:<34} {r['median']:>14,.0f} {r['min']:>10,.0f} {r['max']:>10,.0f}")
-    print(f"core: {results['core_us_per_msg']:.2f} us/msg, {results['core_vs_floor']:.2f}x floor")
+    print_in_process(results)
     if "persist_rows_per_s" in results:
         r = results["persist_rows_per_s"]
         name = "persist: spool -> PostgreSQL (rows/s)"
@@ -84,6 +65,51 @@ def main() -> None:
     if "service" in results:
         print_service(results["service"])
     print(f"written to {RESULTS}")
+
+
+def in_process_cases(args: argparse.Namespace) -> dict:
+    """Floor, core and (when installed) the cryptofeed peer on the same frames, alternated."""
+    snapshots, frames = looped_depth_frames(args.messages)
+    with_peer = peer.available()
+    expected = core_tops(snapshots, frames, 20) if with_peer else {}
+    floor, core, cryptofeed = [], [], []
+    for _ in range(args.runs):  # alternate A/B so drift hits all alike
+        floor.append(floor_loads(frames))
+        core.append(core_parse_sync_apply(snapshots, frames))
+        if with_peer:
+            cryptofeed.append(peer.cryptofeed_parse_sync_apply(snapshots, frames, expected))
+    core_median = statistics.median(core)
+    results = {
+        "messages": len(frames),
+        "runs": args.runs,
+        "floor_orjson_loads_msgs_per_s": summarize(floor),
+        "core_parse_sync_apply_msgs_per_s": summarize(core),
+        "core_us_per_msg": 1e6 / core_median,
+        "core_vs_floor": core_median / statistics.median(floor),
+    }
+    if with_peer:
+        results["peer_cryptofeed_msgs_per_s"] = summarize(cryptofeed)
+        results["core_vs_cryptofeed"] = core_median / statistics.median(cryptofeed)
+    return results
+
+
+def print_in_process(results: dict) -> None:
+    print(f"{results['messages']:,} real Binance futures depth frames (capture looped), "
+          f"{results['runs']} runs")  # fmt: skip
+    print(f"{'case':<34} {'median msgs/s':>14} {'min':>10} {'max':>10}")
+    for name, key in (
+        ("floor: orjson.loads", "floor_orjson_loads_msgs_per_s"),
+        ("core: parse + sync + book apply", "core_parse_sync_apply_msgs_per_s"),
+        (f"peer: {peer.PIN} handler", "peer_cryptofeed_msgs_per_s"),
+    ):
+        if key in results:
+            r = results[key]
+            print(f"{name:<34} {r['median']:>14,.0f} {r['min']:>10,.0f} {r['max']:>10,.0f}")
+    line = f"core: {results['core_us_per_msg']:.2f} us/msg, {results['core_vs_floor']:.2f}x floor"
+    if "core_vs_cryptofeed" in results:
+        print(f"{line}, {results['core_vs_cryptofeed']:.2f}x cryptofeed")
+    else:
+        print(f"{line}; peer: cryptofeed is not installed (pip install -e '.[bench]')")
 
 
 def print_service(service: dict) -> None:

@@ -6,6 +6,7 @@ import time
 
 import orjson
 
+from marketdata.book import PriceLevel
 from marketdata.exchanges import BinanceFutures
 from marketdata.sync import BookSync, Outcome
 
@@ -21,6 +22,17 @@ def floor_loads(frames: list[bytes]) -> float:
 
 def core_parse_sync_apply(snapshots: dict[str, bytes], frames: list[bytes]) -> float:
     """Adapter parse + BookSync (continuity checks) + SortedDict apply; msgs/s."""
+    return _replay(snapshots, frames)[0]
+
+
+def core_tops(
+    snapshots: dict[str, bytes], frames: list[bytes], depth: int
+) -> dict[str, tuple[list[PriceLevel], list[PriceLevel]]]:
+    """The best `depth` levels per side of each book after every frame (for cross-checks)."""
+    return {s: sync.book.top(depth) for s, sync in _replay(snapshots, frames)[1].items()}
+
+
+def _replay(snapshots: dict[str, bytes], frames: list[bytes]) -> tuple[float, dict[str, BookSync]]:
     adapter = BinanceFutures()
     syncs = {s: BookSync(adapter.continuity) for s in snapshots}
     for symbol, body in snapshots.items():
@@ -35,4 +47,4 @@ def core_parse_sync_apply(snapshots: dict[str, bytes], frames: list[bytes]) -> f
     elapsed = time.perf_counter() - started
     if applied < len(frames) - len(snapshots):
         raise RuntimeError(f"only {applied} of {len(frames)} diffs applied: the loop is broken")
-    return len(frames) / elapsed
+    return len(frames) / elapsed, syncs
