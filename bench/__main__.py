@@ -120,7 +120,8 @@ def print_service(service: dict) -> None:
         book = case["book_publish_ms"]
         print(f"service at 5,000 msgs/s, {case['symbols']:>3} symbols: book receive -> PUBLISH "
               f"p50 {book['p50']:.2f} ms, p99 {book['p99']:.2f} ms, p99.9 {book['p99.9']:.2f} ms;"
-              f" frame -> book p99 {case['frame_to_book_ms']['p99']:.3f} ms")  # fmt: skip
+              f" frame -> book p99 {case['frame_to_book_ms']['p99']:.3f} ms;"
+              f" book age at publish p50 {case['book_age_ms']['p50']:.0f} ms")  # fmt: skip
     m = service["memory"]
     print(
         f"memory: {m['mb_per_symbol']:.2f} MB RSS per symbol (1000-level books, "

@@ -171,6 +171,7 @@ def latency_at(redis_url: str, symbols: int, rate: float, seconds: float) -> dic
             "book_publish_ms": quantiles(
                 before, after, "publish_latency_seconds", kind="orderbook"
             ),
+            "book_age_ms": quantiles(before, after, "book_age_at_publish_seconds"),
             "frame_to_book_ms": quantiles(before, after, "processing_latency_seconds"),
             "rss_mb": rss_mb(run.service.proc.pid),
         }

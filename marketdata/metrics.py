@@ -82,8 +82,14 @@ class Metrics:
         self.redis_errors = Counter("redis_errors", "Failed Redis pipelines", registry=r)
         self.publish_latency = HotHistogram(
             "publish_latency_seconds",
-            "Received -> PUBLISH acknowledged: a trade; for a book, the newest diff it holds",
+            "Received -> PUBLISH acknowledged: a trade; a book, from its newest diff or the end "
+            "of its conflation interval, whichever came later",
             ("kind",), r, FAST_BUCKETS,
+        )  # fmt: skip
+        self.book_age_at_publish = HotHistogram(
+            "book_age_at_publish_seconds",
+            "Age of the newest diff a published book holds (includes the conflation hold)",
+            (), r, LAG_BUCKETS,
         )  # fmt: skip
         self.spool_appended = Counter(
             "spool_appended", "Entries appended to the spool", ("stream",), registry=r

@@ -53,6 +53,7 @@ class Publisher:
         self._count_market_data = metrics.redis_publishes.labels("market_data")
         self._trade_latency = metrics.publish_latency.labels("trade")
         self._book_latency = metrics.publish_latency.labels("orderbook")
+        self._book_age = metrics.book_age_at_publish
         self._redis = redis
         self._depth = book_depth
         self._interval = interval_s
@@ -218,7 +219,7 @@ class Publisher:
         if not self.healthy:
             log.info("redis publish recovered")
         self.healthy = True
-        wall = time.time()
+        wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
         if trades:
             published_seq = trades[-1][0]
             while self._trades and self._trades[0][0] <= published_seq:
@@ -226,13 +227,24 @@ class Publisher:
             for _, _, trade in trades:
                 self._trade_latency.observe(wall - trade.recv_ts)
         for state, pending_since in due:
-            self._last_publish[state] = now
             if pending_since is not None:  # the book changed since its last publish
-                self._book_latency.observe(wall - state.last_recv_ts)
+                self._observe_book(state, wall, mono)
+            self._last_publish[state] = now
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
         self._count_books.inc(books)
         self._count_market_data.inc(len(due))
+
+    def _observe_book(self, state: SymbolState, wall: float, mono: float) -> None:
+        """Latency from the moment the book could go: its newest diff received, or the end
+        of its conflation interval if that came later (the hold is policy, not delay; it
+        shows in book_age_at_publish_seconds, the newest diff's age when published)."""
+        ready = state.last_recv_ts
+        last = self._last_publish.get(state)
+        if last is not None:
+            ready = max(ready, wall - (mono - last - self._interval))  # interval end, wall time
+        self._book_latency.observe(max(0.0, wall - ready))  # a drain may go early
+        self._book_age.observe(wall - state.last_recv_ts)
 
     def _until_next_due(self) -> float | None:
         """Seconds until something is due (0: now; None: nothing is scheduled)."""

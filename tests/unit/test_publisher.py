@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import fakeredis
 import orjson
@@ -66,3 +67,32 @@ async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
     assert publisher.pending_trades == 0
     assert publisher.trades_published == 1
     await redis.aclose()
+
+
+async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_hold() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    metrics = Metrics()
+    publisher = Publisher(redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60,
+                          metrics=metrics)  # fmt: skip
+    state = synced_state()
+
+    def changed() -> None:  # what SymbolFeed does for an applied diff
+        state.last_recv_ts = time.time()
+        state.pending_since = state.last_recv_ts
+        publisher.book_changed(state)
+
+    task = asyncio.create_task(publisher.run())
+    try:
+        changed()  # leading edge: out at once
+        await asyncio.sleep(0.05)
+        changed()  # held until the interval ends, about 0.15 s later
+        await asyncio.sleep(0.4)
+    finally:
+        publisher.stop()
+        await task
+        await redis.aclose()
+    sample = metrics.registry.get_sample_value
+    assert sample("publish_latency_seconds_count", {"kind": "orderbook"}) == 2
+    assert sample("publish_latency_seconds_sum", {"kind": "orderbook"}) < 0.1
+    assert sample("book_age_at_publish_seconds_count") == 2
+    assert sample("book_age_at_publish_seconds_sum") >= 0.14
