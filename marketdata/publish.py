@@ -189,13 +189,16 @@ class Publisher:
                 self._book_samples.append(entry)
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
-        """Remove the symbols due to publish from the dirty set, with their pending_since."""
+        """Remove the symbols due to publish from the dirty set, each with the receive time
+        of the newest diff the book about to be rendered holds (None: unchanged since its
+        last publish). Read now: diffs applied while the PUBLISH is in flight are not in it."""
         last, interval = self._last_publish, self._interval
         due = [s for s in self._dirty if everything or now - last.get(s, 0.0) >= interval]
         taken = []
         for state in due:
             del self._dirty[state]
-            taken.append((state, state.pending_since))
+            changed = state.pending_since is not None
+            taken.append((state, state.last_recv_ts if changed else None))
             state.pending_since = None
         return taken
 
@@ -204,10 +207,10 @@ class Publisher:
         if self.healthy:
             log.error("redis publish failed, will retry: %s", error)
         self.healthy = False
-        for state, pending_since in due:  # publish them again next time
+        for state, newest in due:  # publish them again next time
             self._dirty[state] = None
             if state.pending_since is None:
-                state.pending_since = pending_since
+                state.pending_since = newest
 
     def _published(
         self,
@@ -226,25 +229,25 @@ class Publisher:
                 self._trades.popleft()
             for _, _, trade in trades:
                 self._trade_latency.observe(wall - trade.recv_ts)
-        for state, pending_since in due:
-            if pending_since is not None:  # the book changed since its last publish
-                self._observe_book(state, wall, mono)
+        for state, newest in due:
+            if newest is not None:  # the book changed since its last publish
+                self._observe_book(state, newest, wall, mono)
             self._last_publish[state] = now
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
         self._count_books.inc(books)
         self._count_market_data.inc(len(due))
 
-    def _observe_book(self, state: SymbolState, wall: float, mono: float) -> None:
+    def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
         of its conflation interval if that came later (the hold is policy, not delay; it
         shows in book_age_at_publish_seconds, the newest diff's age when published)."""
-        ready = state.last_recv_ts
+        ready = newest
         last = self._last_publish.get(state)
         if last is not None:
             ready = max(ready, wall - (mono - last - self._interval))  # interval end, wall time
         self._book_latency.observe(max(0.0, wall - ready))  # a drain may go early
-        self._book_age.observe(wall - state.last_recv_ts)
+        self._book_age.observe(wall - newest)
 
     def _until_next_due(self) -> float | None:
         """Seconds until something is due (0: now; None: nothing is scheduled)."""

@@ -96,3 +96,19 @@ async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_ho
     assert sample("publish_latency_seconds_sum", {"kind": "orderbook"}) < 0.1
     assert sample("book_age_at_publish_seconds_count") == 2
     assert sample("book_age_at_publish_seconds_sum") >= 0.14
+
+
+async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    metrics = Metrics()
+    publisher = Publisher(redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60,
+                          metrics=metrics)  # fmt: skip
+    state = synced_state()
+    state.last_recv_ts = state.pending_since = time.time()
+    publisher.book_changed(state)
+    flush = asyncio.create_task(publisher.flush())
+    await asyncio.sleep(0)  # the flush has rendered the book and awaits Redis
+    state.last_recv_ts = time.time() + 60  # a later diff: not in the published book
+    assert await flush
+    assert metrics.registry.get_sample_value("book_age_at_publish_seconds_sum") >= 0
+    await redis.aclose()
