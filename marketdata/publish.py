@@ -12,14 +12,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
+from marketdata.redis_batch import Command, CommandSender
 from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity, trade_entry
 from marketdata.state import SymbolState
 
@@ -32,7 +31,7 @@ DEFAULT_MAX_PENDING_TRADES = 100_000
 class Publisher:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        sender: CommandSender,
         *,
         book_depth: int,
         interval_s: float,
@@ -54,7 +53,7 @@ class Publisher:
         self._trade_latency = metrics.publish_latency.labels("trade")
         self._book_latency = metrics.publish_latency.labels("orderbook")
         self._book_age = metrics.book_age_at_publish
-        self._redis = redis
+        self._sender = sender  # one batch of commands per flush, one round trip
         self._depth = book_depth
         self._interval = interval_s
         self._ttl = market_data_ttl_s
@@ -98,6 +97,9 @@ class Publisher:
         self._stopping = True
         self._wake.set()
 
+    async def close(self) -> None:
+        await self._sender.close()
+
     async def run(self) -> None:
         """Flush whenever something is due, until stop() or cancellation."""
         while not self._stopping:
@@ -122,21 +124,21 @@ class Publisher:
         samples, self._book_samples = self._book_samples, []
         if not due and not trades and not samples:
             return True
-        pipe = self._redis.pipeline(transaction=False)
-        for _, state, trade in trades:
-            pipe.publish(state.channels.trades, trade_message(trade))
+        commands: list[Command] = [
+            ("PUBLISH", state.channels.trades, trade_message(trade)) for _, state, trade in trades
+        ]
         books = 0
         for state, _ in due:
             book = state.render_orderbook(self._depth)
             if book is not None:
-                pipe.publish(state.channels.orderbook, book)
+                commands.append(("PUBLISH", state.channels.orderbook, book))
                 books += 1
             market_data = state.render_market_data()
-            pipe.publish(state.channels.market_data, market_data)
-            pipe.set(state.channels.market_data, market_data, ex=self._ttl)
-        spooled = self._spool_into(pipe, trades, samples)  # last: its XLEN replies end the list
+            commands.append(("PUBLISH", state.channels.market_data, market_data))
+            commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
+        spooled = self._spool_into(commands, trades, samples)  # last: XLEN replies end the list
         try:
-            replies = await pipe.execute()
+            replies = await self._sender.send(commands)
         except (RedisError, OSError) as e:
             self._failed(e, due)
             self._book_samples = samples + self._book_samples
@@ -149,7 +151,7 @@ class Publisher:
 
     def _spool_into(
         self,
-        pipe: Any,
+        commands: list[Command],
         trades: list[tuple[int, SymbolState, Trade]],
         samples: list[dict[str, str | bytes]],
     ) -> tuple[int, int]:
@@ -158,11 +160,11 @@ class Publisher:
             return 0, 0
         n_trades, n_books = self._spool.admit(len(trades), len(samples))
         for _, _, trade in trades[:n_trades]:
-            pipe.xadd(TRADES_STREAM, trade_entry(trade))
+            commands.append(_xadd(TRADES_STREAM, trade_entry(trade)))
         for entry in samples[:n_books]:
-            pipe.xadd(BOOKS_STREAM, entry)
-        pipe.xlen(TRADES_STREAM)
-        pipe.xlen(BOOKS_STREAM)
+            commands.append(_xadd(BOOKS_STREAM, entry))
+        commands.append(("XLEN", TRADES_STREAM))
+        commands.append(("XLEN", BOOKS_STREAM))
         return n_trades, n_books
 
     def _count_spooled(self, spooled: tuple[int, int], trades: int, books: int) -> None:
@@ -262,3 +264,7 @@ class Publisher:
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
+
+
+def _xadd(stream: str, fields: dict[str, str] | dict[str, str | bytes]) -> Command:
+    return ("XADD", stream, "*", *(x for pair in fields.items() for x in pair))

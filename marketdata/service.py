@@ -17,6 +17,7 @@ from marketdata.exchanges import ADAPTERS, ExchangeAdapter
 from marketdata.http import create_app
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
+from marketdata.redis_batch import RespConnection
 from marketdata.rest_gate import RestGate
 from marketdata.spool import SpoolCapacity
 from marketdata.state import SymbolState
@@ -37,7 +38,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self.redis = aioredis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         self.publisher = Publisher(
-            self.redis,
+            RespConnection(config.redis_url),
             book_depth=config.book_depth,
             interval_s=config.publish_interval_ms / 1000,
             market_data_ttl_s=config.market_data_ttl_s,
@@ -138,6 +139,7 @@ class Service:
             await self._http.cleanup()
         if self._session is not None:
             await self._session.close()
+        await self.publisher.close()
         await self.redis.aclose()
         log.info("stopped")
 

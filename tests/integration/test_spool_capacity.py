@@ -8,6 +8,7 @@ from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
 from marketdata.persist.housekeeping import trim_all
 from marketdata.publish import Publisher
+from marketdata.redis_batch import RespConnection
 from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
 
@@ -19,14 +20,16 @@ def synced_state(symbol: str) -> SymbolState:
     return state
 
 
-async def test_overfilled_spool_refuses_books_first_and_never_trims_pending(redis_client):
+async def test_overfilled_spool_refuses_books_first_and_never_trims_pending(
+    redis_client, redis_server
+):
     for stream in (TRADES_STREAM, BOOKS_STREAM):
         await redis_client.xgroup_create(stream, "timescale", id="0", mkstream=True)
     metrics = Metrics()
     capacity = SpoolCapacity(max_entries=1000, books_refuse_fraction=0.8)
     publisher = Publisher(
-        redis_client, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=metrics,
-        spool=capacity, snapshot_interval_s=0.0,
+        RespConnection(redis_server.url), book_depth=5, interval_s=0.1, market_data_ttl_s=60,
+        metrics=metrics, spool=capacity, snapshot_interval_s=0.0,
     )  # fmt: skip
     states = [synced_state(f"SYM{i}USDT") for i in range(10)]
     for state in states:
@@ -40,6 +43,7 @@ async def test_overfilled_spool_refuses_books_first_and_never_trims_pending(redi
         assert await publisher.flush()
         # the stalled consumer: takes deliveries, never acknowledges
         await redis_client.xreadgroup("timescale", "c", {TRADES_STREAM: ">", BOOKS_STREAM: ">"})
+    await publisher.close()
     trades = await redis_client.xlen(TRADES_STREAM)
     books = await redis_client.xlen(BOOKS_STREAM)
     assert trades + books == 1000  # full to the cap, not beyond

@@ -12,6 +12,7 @@ from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
+from marketdata.redis_batch import PipelineSender
 from marketdata.state import SymbolState
 
 
@@ -29,7 +30,7 @@ async def test_a_change_inside_the_interval_is_published_when_it_ends() -> None:
     await pubsub.subscribe("orderbook:BTCUSDT")
     await pubsub.get_message(timeout=0.1)  # the subscribe confirmation
     publisher = Publisher(
-        redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60, metrics=Metrics()
+        PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60, metrics=Metrics()
     )
     state = synced_state()
     task = asyncio.create_task(publisher.run())
@@ -54,7 +55,7 @@ async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
     server = fakeredis.FakeServer()
     redis = fakeredis.FakeAsyncRedis(server=server)
     publisher = Publisher(
-        redis, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=Metrics()
+        PipelineSender(redis), book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=Metrics()
     )
     state = synced_state()
     trade = Trade("binance_futures", "BTCUSDT", 7, 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
@@ -72,7 +73,7 @@ async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
 async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_hold() -> None:
     redis = fakeredis.FakeAsyncRedis()
     metrics = Metrics()
-    publisher = Publisher(redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60,
+    publisher = Publisher(PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60,
                           metrics=metrics)  # fmt: skip
     state = synced_state()
 
@@ -101,7 +102,7 @@ async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_ho
 async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() -> None:
     redis = fakeredis.FakeAsyncRedis()
     metrics = Metrics()
-    publisher = Publisher(redis, book_depth=5, interval_s=0.2, market_data_ttl_s=60,
+    publisher = Publisher(PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60,
                           metrics=metrics)  # fmt: skip
     state = synced_state()
     state.last_recv_ts = state.pending_since = time.time()
