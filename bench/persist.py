@@ -63,6 +63,15 @@ async def _wait(
         await asyncio.sleep(0.02)
 
 
+async def _stop(service: PersistService, task: asyncio.Task[None], timeout_s: float = 60) -> None:
+    """Stop persist; a shutdown that does not end is an error, not a silent hang."""
+    service.stop()
+    try:
+        await asyncio.wait_for(task, timeout_s)
+    except TimeoutError:
+        raise RuntimeError(f"persist did not stop within {timeout_s:.0f}s") from None
+
+
 async def _count(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -87,8 +96,7 @@ async def throughput(redis_url: str, dsn: str, trades: int) -> float:
 
     await _wait(stored, task, f"{trades} rows")
     elapsed = time.perf_counter() - started
-    service.stop()
-    await task
+    await _stop(service, task)
     await client.aclose()
     return trades / elapsed
 
@@ -128,7 +136,6 @@ async def latency(redis_url: str, dsn: str, rate: int, seconds: float) -> list[f
         return len(recorder.values) >= sent
 
     await _wait(committed, task, f"{sent} commits")
-    service.stop()
-    await task
+    await _stop(service, task)
     await client.aclose()
     return recorder.values

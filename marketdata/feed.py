@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from marketdata.backoff import Backoff
+from marketdata.cancelling import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class WebSocketFeed:
                 if ws is not None:
                     await ws.close()
                 ws = None
+                raise_if_cancelling()
             except asyncio.CancelledError:
                 if ws is not None:
                     await ws.close()

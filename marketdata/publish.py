@@ -15,6 +15,7 @@ from collections import deque
 
 from redis.exceptions import RedisError
 
+from marketdata.cancelling import raise_if_cancelling
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
@@ -140,6 +141,7 @@ class Publisher:
         try:
             replies = await self._sender.send(commands)
         except (RedisError, OSError) as e:
+            raise_if_cancelling()
             self._failed(e, due)
             self._book_samples = samples + self._book_samples
             return False

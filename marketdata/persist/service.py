@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -15,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from marketdata import __version__
+from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import Config, mask_url
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
@@ -96,8 +96,10 @@ class PersistService:
 
     async def _housekeeping(self) -> None:
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            try:
                 await self.housekeep_once()
+            except (RedisError, OSError):
+                raise_if_cancelling()  # next second, unless we are stopping
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
     async def housekeep_once(self) -> None:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from marketdata.backoff import Backoff
+from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import BatchConfig
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
@@ -177,6 +178,7 @@ class SinkWorker:
             try:
                 result = await call()  # type: ignore[misc]
             except (RetryableSinkError, RedisError, OSError) as e:
+                raise_if_cancelling()
                 if self.state is not SinkState.UNAVAILABLE:
                     log.error(
                         "%s: %s failed, retrying (nothing acknowledged): %s", self.group, what, e
