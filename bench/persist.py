@@ -5,6 +5,7 @@ on free loopback ports for the run."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -66,10 +67,13 @@ async def _wait(
 async def _stop(service: PersistService, task: asyncio.Task[None], timeout_s: float = 60) -> None:
     """Stop persist; a shutdown that does not end is an error, not a silent hang."""
     service.stop()
-    try:
-        await asyncio.wait_for(task, timeout_s)
-    except TimeoutError:
-        raise RuntimeError(f"persist did not stop within {timeout_s:.0f}s") from None
+    done, _ = await asyncio.wait([task], timeout=timeout_s)
+    if not done:
+        for pending in asyncio.all_tasks():  # where it is stuck, for whoever reads this
+            pending.print_stack(file=sys.stderr)
+        task.cancel()
+        raise RuntimeError(f"persist did not stop within {timeout_s:.0f}s")
+    task.result()
 
 
 async def _count(dsn: str) -> int:

@@ -95,7 +95,9 @@ class PersistService:
         log.info("persist: stopped")
 
     async def _housekeeping(self) -> None:
-        while True:
+        # Ends on stop, not only on cancel: a cancel that lands inside a redis-py call can
+        # be lost (seen in `make bench`: this task stayed "cancelling" and kept looping).
+        while not self._stop.is_set():
             try:
                 await self.housekeep_once()
             except (RedisError, OSError):
