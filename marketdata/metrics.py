@@ -79,7 +79,7 @@ class Metrics:
         self.redis_publishes = HotCounter(
             "redis_publishes", "Messages published to Redis", ("kind",), r
         )
-        self.redis_errors = Counter("redis_errors", "Failed Redis pipelines", registry=r)
+        self.redis_errors = Counter("redis_errors", "Failed Redis publish batches", registry=r)
         self.publish_latency = HotHistogram(
             "publish_latency_seconds",
             "Received -> PUBLISH acknowledged: a trade; a book, from its newest diff or the end "
