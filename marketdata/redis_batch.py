@@ -97,7 +97,11 @@ class RespConnection:
         if p.get("db"):
             handshake.append(("SELECT", p["db"]))
         if handshake:
-            await self._round_trip(handshake)
+            try:
+                await self._round_trip(handshake)
+            except BaseException:
+                self._drop()  # a refused AUTH must not leave a connection to reuse
+                raise
 
     async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
         assert self._reader is not None

@@ -74,3 +74,14 @@ async def test_selects_the_database_in_the_url(
     other = aioredis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3")
     assert await other.get("in3") == b"yes"
     await other.aclose()
+
+
+async def test_a_refused_auth_is_an_error_every_time(redis_server: RedisServer) -> None:
+    url = redis_server.url.replace("redis://", "redis://nobody:wrong@")
+    connection = RespConnection(url)
+    try:
+        for _ in range(2):  # the second try must not reuse an unauthenticated connection
+            with pytest.raises(RedisError):
+                await connection.send([("PING",)])
+    finally:
+        await connection.close()
