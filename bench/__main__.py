@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--persist-rate", type=int, default=5000)
     parser.add_argument("--persist-seconds", type=float, default=10.0)
     parser.add_argument("--skip-persist", action="store_true")
-    parser.add_argument("--e2e-runs", type=int, default=3, help="runs of each service case")
+    parser.add_argument("--e2e-runs", type=int, default=5, help="runs of each service case")
     parser.add_argument("--e2e-seconds", type=float, default=4.0)
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
