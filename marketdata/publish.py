@@ -201,9 +201,8 @@ class Publisher:
         taken = []
         for state in due:
             del self._dirty[state]
-            changed = state.pending_since is not None
-            taken.append((state, state.last_recv_ts if changed else None))
-            state.pending_since = None
+            taken.append((state, state.last_recv_ts if state.book_unpublished else None))
+            state.book_unpublished = False
         return taken
 
     def _failed(self, error: Exception, due: list[tuple[SymbolState, float | None]]) -> None:
@@ -213,8 +212,8 @@ class Publisher:
         self.healthy = False
         for state, newest in due:  # publish them again next time
             self._dirty[state] = None
-            if state.pending_since is None:
-                state.pending_since = newest
+            if newest is not None:
+                state.book_unpublished = True
 
     def _published(
         self,

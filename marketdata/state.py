@@ -23,7 +23,7 @@ class SymbolState:
         self.stats = RollingTradeStats()
         self.last_trade_id = -1
         self.last_recv_ts = 0.0  # receive time of the last diff applied
-        self.pending_since: float | None = None  # receive time of the oldest unpublished change
+        self.book_unpublished = False  # a diff was applied since the book was last published
 
     def accept_trade(self, trade: Trade) -> bool:
         """Record a trade; False for a repeat of one already seen (e.g. after a reconnect)."""

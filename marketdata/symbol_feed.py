@@ -164,8 +164,7 @@ class SymbolFeed:
         state = self.state
         self._updates.inc()
         state.last_recv_ts = diff.recv_ts
-        if state.pending_since is None:
-            state.pending_since = diff.recv_ts
+        state.book_unpublished = True
         if not self._synced_flag:
             self._set_synced(True)
         self._publisher.book_changed(state)

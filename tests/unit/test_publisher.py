@@ -79,7 +79,7 @@ async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_ho
 
     def changed() -> None:  # what SymbolFeed does for an applied diff
         state.last_recv_ts = time.time()
-        state.pending_since = state.last_recv_ts
+        state.book_unpublished = True
         publisher.book_changed(state)
 
     task = asyncio.create_task(publisher.run())
@@ -105,7 +105,7 @@ async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() ->
     publisher = Publisher(PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60,
                           metrics=metrics)  # fmt: skip
     state = synced_state()
-    state.last_recv_ts = state.pending_since = time.time()
+    state.last_recv_ts, state.book_unpublished = time.time(), True
     publisher.book_changed(state)
     flush = asyncio.create_task(publisher.flush())
     await asyncio.sleep(0)  # the flush has rendered the book and awaits Redis
