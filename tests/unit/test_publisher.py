@@ -24,14 +24,19 @@ def synced_state(symbol: str = "BTCUSDT") -> SymbolState:
     return state
 
 
+def publisher_on(redis: fakeredis.FakeAsyncRedis, interval_s: float, metrics: Metrics) -> Publisher:
+    return Publisher(
+        PipelineSender(redis), book_depth=5, interval_s=interval_s, market_data_ttl_s=60,
+        metrics=metrics,
+    )  # fmt: skip
+
+
 async def test_a_change_inside_the_interval_is_published_when_it_ends() -> None:
     redis = fakeredis.FakeAsyncRedis()
     pubsub = redis.pubsub()
     await pubsub.subscribe("orderbook:BTCUSDT")
     await pubsub.get_message(timeout=0.1)  # the subscribe confirmation
-    publisher = Publisher(
-        PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60, metrics=Metrics()
-    )
+    publisher = publisher_on(redis, 0.2, Metrics())
     state = synced_state()
     task = asyncio.create_task(publisher.run())
     try:
@@ -54,9 +59,7 @@ async def test_a_change_inside_the_interval_is_published_when_it_ends() -> None:
 async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
     server = fakeredis.FakeServer()
     redis = fakeredis.FakeAsyncRedis(server=server)
-    publisher = Publisher(
-        PipelineSender(redis), book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=Metrics()
-    )
+    publisher = publisher_on(redis, 0.1, Metrics())
     state = synced_state()
     trade = Trade("binance_futures", "BTCUSDT", 7, 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
     publisher.trade(state, trade)
@@ -73,8 +76,7 @@ async def test_trades_are_kept_and_retried_when_redis_fails() -> None:
 async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_hold() -> None:
     redis = fakeredis.FakeAsyncRedis()
     metrics = Metrics()
-    publisher = Publisher(PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60,
-                          metrics=metrics)  # fmt: skip
+    publisher = publisher_on(redis, 0.2, metrics)
     state = synced_state()
 
     def changed() -> None:  # what SymbolFeed does for an applied diff
@@ -102,8 +104,7 @@ async def test_book_latency_counts_from_the_interval_end_and_age_includes_the_ho
 async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() -> None:
     redis = fakeredis.FakeAsyncRedis()
     metrics = Metrics()
-    publisher = Publisher(PipelineSender(redis), book_depth=5, interval_s=0.2, market_data_ttl_s=60,
-                          metrics=metrics)  # fmt: skip
+    publisher = publisher_on(redis, 0.2, metrics)
     state = synced_state()
     state.last_recv_ts, state.book_unpublished = time.time(), True
     publisher.book_changed(state)
