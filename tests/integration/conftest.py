@@ -85,6 +85,7 @@ async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimServer]]]:
 def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrides: Any) -> Config:
     raw: dict[str, Any] = {
         "redis_url": redis_url,
+        "health_port": 0,  # a free port: `make demo` may hold 9090 while the tests run
         "publish_interval_ms": 50,
         "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
         "exchanges": {
