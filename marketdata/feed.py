@@ -23,12 +23,14 @@ from aiohttp import WSMsgType
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
+from marketdata.outage import Outage, describe
 
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[bytes, float], None]
 StateHandler = Callable[[bool], None]
 ErrorHandler = Callable[[str], None]
+ConnectFailureHandler = Callable[[str], None]  # called with a short reason label
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 # receive() returns without suspending while frames are buffered, so a busy socket would
 # keep the loop from the publisher: yield once every this many frames.
@@ -46,7 +48,11 @@ class ConnectionPolicy:
     max_frame_bytes: int = MAX_FRAME_BYTES
 
 
-class StaleConnection(Exception):
+class ConnectionEnded(Exception):
+    """The connection is over (closed by the server, silent too long, handover failed)."""
+
+
+class StaleConnection(ConnectionEnded):
     pass
 
 
@@ -61,6 +67,7 @@ class WebSocketFeed:
         backoff: Backoff,
         policy: ConnectionPolicy = ConnectionPolicy(),
         on_error: ErrorHandler | None = None,
+        on_connect_failure: ConnectFailureHandler | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -68,25 +75,27 @@ class WebSocketFeed:
         self._on_frame = on_frame
         self._on_state = on_state
         self._on_error = on_error or (lambda reason: None)
+        self._on_connect_failure = on_connect_failure or (lambda reason: None)
         self._backoff = backoff
         self.policy = policy
         self.connected = False
         self.handovers = 0
+        self.outage = Outage(name, log)  # why the connection is down, while it is
         self._last_frame_at = 0.0
 
     async def run(self) -> None:
-        """Keep a connection open until cancelled."""
+        """Keep a connection open until cancelled. An outage (failed connects, or a lost
+        connection and its reconnects) is logged when it starts and when it ends."""
         ws: aiohttp.ClientWebSocketResponse | None = None
         while True:
             try:
                 if ws is None:
-                    ws = await self._open()
-                    self.connected = True
-                    log.info("%s: connected to %s", self.name, self.url)
-                    self._on_state(True)
-                ws = await self._pump(ws)
-            except (aiohttp.ClientError, OSError, TimeoutError, StaleConnection) as e:
-                log.warning("%s: connection lost: %s", self.name, e or type(e).__name__)
+                    ws = await self._connect()
+                if ws is not None:
+                    ws = await self._pump(ws)
+            except (aiohttp.ClientError, OSError, TimeoutError, ConnectionEnded) as e:
+                cause = str(e) if isinstance(e, ConnectionEnded) else describe(e)
+                self.outage.failed(f"connection lost: {cause}")
                 if ws is not None:
                     await ws.close()
                 ws = None
@@ -99,9 +108,24 @@ class WebSocketFeed:
                 if self.connected:
                     self.connected = False
                     self._on_state(False)
-                delay = self._backoff.next_delay()
-                log.warning("%s: reconnecting in %.2fs", self.name, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._backoff.next_delay())
+
+    async def _connect(self) -> aiohttp.ClientWebSocketResponse | None:
+        """One connection attempt; None (counted, and the cause kept) when it fails."""
+        try:
+            ws = await self._open()
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise_if_cancelling()
+            self._on_connect_failure(connect_failure_reason(e))
+            self.outage.failed(f"cannot connect: {describe(e)}")
+            return None
+        if self.outage.active:
+            self.outage.succeeded()
+        else:
+            log.info("%s: connected to %s", self.name, self.url)
+        self.connected = True
+        self._on_state(True)
+        return ws
 
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
         return await self._session.ws_connect(
@@ -112,10 +136,9 @@ class WebSocketFeed:
             decode_text=False,
         )
 
-    async def _pump(
-        self, ws: aiohttp.ClientWebSocketResponse
-    ) -> aiohttp.ClientWebSocketResponse | None:
-        """Hand frames on until the connection ends (None) or is handed over (successor).
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> aiohttp.ClientWebSocketResponse:
+        """Hand frames on until the connection is handed over (the successor); raises
+        ConnectionEnded (or a client error) when it ends.
 
         The reader runs receive() without a timeout: a per-frame timeout costs an asyncio
         Timeout per frame, most of the receive loop at high rates. This supervisor wakes
@@ -147,7 +170,7 @@ class WebSocketFeed:
         return await self._handover(ws)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Receive until the connection ends; a frame error raises."""
+        """Receive until the connection ends, which raises (as does a frame error)."""
         on_frame = self._on_frame
         clock = time.monotonic  # the loop's clock, read without a method lookup per frame
         frames = 0
@@ -162,8 +185,7 @@ class WebSocketFeed:
                 if frames % FRAMES_PER_YIELD == 0:
                     await asyncio.sleep(0)
             elif message.type in ENDED:
-                log.warning("%s: closed by server (code %s)", self.name, ws.close_code)
-                return
+                raise ConnectionEnded(f"closed by the server (code {ws.close_code})")
             elif message.type is WSMsgType.ERROR:
                 self._frame_error(message.data)
 
@@ -177,14 +199,13 @@ class WebSocketFeed:
 
     async def _handover(
         self, old: aiohttp.ClientWebSocketResponse
-    ) -> aiohttp.ClientWebSocketResponse | None:
+    ) -> aiohttp.ClientWebSocketResponse:
         """Open a successor, drain the old connection briefly, then switch without a gap."""
         try:
             new = await self._open()
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            log.warning("%s: handover connection failed (%s); reconnecting", self.name, e)
             await old.close()
-            return None
+            raise ConnectionEnded(f"handover connection failed: {describe(e)}") from None
         held: list[tuple[bytes, float]] = []
         collector = asyncio.create_task(self._hold(new, held))
         loop = asyncio.get_running_loop()
@@ -206,7 +227,9 @@ class WebSocketFeed:
             self._on_frame(frame, recv_ts)
         self.handovers += 1
         log.info("%s: handed over to a new connection (%d frames held)", self.name, len(held))
-        return None if new.closed else new
+        if new.closed:
+            raise ConnectionEnded("the handover connection closed at once")
+        return new
 
     @staticmethod
     async def _hold(ws: aiohttp.ClientWebSocketResponse, held: list[tuple[bytes, float]]) -> None:
@@ -215,3 +238,18 @@ class WebSocketFeed:
             if message.type not in DATA:
                 return
             held.append((message.data, time.time()))
+
+
+def connect_failure_reason(error: BaseException) -> str:
+    """A short, bounded label for ws_connect_failures_total."""
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        return f"http_{error.status}"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return "tls"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "refused" if isinstance(error.os_error, ConnectionRefusedError) else "connect"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    return "error"

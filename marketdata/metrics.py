@@ -34,8 +34,13 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self.ws_disconnects = Counter(
-            "ws_disconnects", "WebSocket connections lost or refused", (*SYMBOL, "stream"),
+            "ws_disconnects", "WebSocket connections lost after they were open",
+            (*SYMBOL, "stream"),
             registry=r,
+        )  # fmt: skip
+        self.ws_connect_failures = Counter(
+            "ws_connect_failures", "WebSocket connection attempts that failed, by reason",
+            (*SYMBOL, "stream", "reason"), registry=r,
         )  # fmt: skip
         self.messages_processed = HotCounter(
             "messages_processed", "Exchange messages handled, by event type", ("type",), r

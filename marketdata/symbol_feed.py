@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -16,6 +16,7 @@ from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
+from marketdata.outage import Outage, describe
 from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
@@ -48,6 +49,7 @@ class SymbolFeed:
         self._reconnect = reconnect
         self._metrics = metrics
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_outage = Outage(f"{self.key}: snapshot", log)
         self._synced_flag = False
         self._last_skip_log = 0.0
         self._skips_unlogged = 0
@@ -80,6 +82,7 @@ class SymbolFeed:
                 Backoff(reconnect.initial_delay_s, reconnect.max_delay_s),
                 policy,
                 self._count_error,
+                self._connect_failure_counter(kind),
             )  # fmt: skip
             for kind, url, policy in (
                 ("book", book_url, book_policy),
@@ -96,10 +99,11 @@ class SymbolFeed:
 
     def readiness_problems(self, now: float, stale_after_s: float) -> list[str]:
         """Why this symbol is not ready ([] when it is)."""
-        problems = [f"{c.name.rsplit(':', 1)[1]} stream disconnected" for c in self.connections
-                    if not c.connected]  # fmt: skip
+        problems = [_disconnected(c) for c in self.connections if not c.connected]
         if not self.state.sync.synced:
             problems.append(f"book not synced ({self.state.sync.state.value})")
+        if self._snapshot_outage.active:
+            problems.append(f"snapshot failing: {self._snapshot_outage.cause}")
         if self.last_frame_at is None:
             problems.append("no message yet")
         elif now - self.last_frame_at > stale_after_s:
@@ -110,6 +114,11 @@ class SymbolFeed:
         bids, asks = self.state.sync.book.level_counts()
         self._levels_bid.set(bids)
         self._levels_ask.set(asks)
+
+    def _connect_failure_counter(self, kind: str) -> Callable[[str], None]:
+        failures = self._metrics.ws_connect_failures
+        labels = (self.adapter.name, self.state.symbol, kind)
+        return lambda reason: failures.labels(*labels, reason).inc()
 
     def _count_error(self, reason: str) -> None:
         self._metrics.messages_error.labels(reason).inc()
@@ -183,11 +192,13 @@ class SymbolFeed:
             self._gaps.inc()
             self._resyncs.inc()
         ids = f"U={diff.first_id} u={diff.last_id} pu={diff.prev_last_id}" if diff else ""
-        log.warning("%s %s: %s, resyncing from a new snapshot %s",
-                    self.adapter.name, self.state.symbol, outcome.value, ids)  # fmt: skip
+        log.warning("%s: book out of sync (%s), resyncing from a new snapshot %s",
+                    self.key, outcome.value, ids)  # fmt: skip
         self._publisher.book_changed(self.state)
 
     def _set_synced(self, synced: bool) -> None:
+        if synced and not self._synced_flag:
+            log.info("%s: book synced at update id %s", self.key, self.state.sync.last_id)
         self._synced_flag = synced
         self._synced_gauge.set(1 if synced else 0)
 
@@ -203,6 +214,7 @@ class SymbolFeed:
                 # A new connection starts a new diff chain: the book must be rebuilt.
                 self.state.sync.reset()
                 if self._synced_flag:
+                    log.info("%s: book out of sync: its diff stream disconnected", self.key)
                     self._set_synced(False)
                     self._publisher.book_changed(self.state)
                 if connected:
@@ -243,25 +255,27 @@ class SymbolFeed:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             self._metrics.snapshot_requests.labels("error").inc()
-            log.warning("%s: snapshot request failed: %s", symbol, e or type(e).__name__)
+            self._snapshot_outage.failed(f"request failed: {describe(e)}")
             return None
         self._metrics.snapshot_requests.labels(str(status)).inc()
         self._gate.record(status, response.headers)
         if status != 200:
-            log.warning("%s: snapshot HTTP %s: %.200r", symbol, status, body)
+            text = body[:200].decode(errors="replace")
+            self._snapshot_outage.failed(f"HTTP {status} {text}")
             return 0.0 if status in (418, 429) else None  # the gate holds the wait
         try:
             snapshot = self.adapter.parse_snapshot(symbol, body, time.time())
         except MalformedMessage as e:
             self._metrics.messages_error.labels(e.reason).inc()
-            log.warning("%s: skipped malformed snapshot (%s)", symbol, e)
+            self._snapshot_outage.failed(f"malformed snapshot ({e})")
             return None
+        self._snapshot_outage.succeeded()
         self._apply_snapshot(snapshot)
         return None
 
     def _apply_snapshot(self, snapshot: BookSnapshot) -> None:
         outcomes = self.state.sync.on_snapshot(snapshot)
-        log.info("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
+        log.debug("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
                  self.adapter.name, self.state.symbol, snapshot.last_id, len(outcomes),
                  self.state.sync.state.value)  # fmt: skip
         for outcome in outcomes:
@@ -272,3 +286,9 @@ class SymbolFeed:
             self._set_synced(True)
             self._updates.inc(outcomes.count(Outcome.APPLIED))
             self._publisher.book_changed(self.state)
+
+
+def _disconnected(connection: WebSocketFeed) -> str:
+    kind = connection.name.rsplit(":", 1)[1]
+    cause = connection.outage.cause
+    return f"{kind} stream disconnected: {cause}" if cause else f"{kind} stream disconnected"
