@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
     sim.add_argument("--seed", type=int, help="fix the generated markets")
+    sim.add_argument(
+        "--symbols", metavar="A,B",
+        help="the symbols the generated exchange lists (default: 24 common USD-M contracts)",
+    )  # fmt: skip
     sim.add_argument("--replay", metavar="FILE", help="serve a recorded capture instead")
     sim.add_argument("--speed", type=float, default=1.0, help="replay speed (0: no pauses)")
     sim.add_argument("--ping-interval", type=float, default=180.0, help="server pings, s")
@@ -79,9 +83,13 @@ def _load(path: str) -> Config | None:
     try:
         return load_config(path)
     except ConfigError as e:
-        for problem in e.problems:
-            print(f"marketdata: config error: {problem}", file=sys.stderr)
+        _print_problems(e)
         return None
+
+
+def _print_problems(error: ConfigError) -> None:
+    for problem in error.problems:
+        print(f"marketdata: config error: {problem}", file=sys.stderr)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -134,6 +142,9 @@ def _serve(make: Callable[[], _Runnable], config: Config, args: argparse.Namespa
 
     try:
         asyncio.run(run())
+    except ConfigError as e:
+        _print_problems(e)
+        return EXIT_CONFIG
     except (StartupError, OSError) as e:
         print(f"marketdata {args.command}: {e}", file=sys.stderr)
         return 1
@@ -144,14 +155,15 @@ def _sim(args: argparse.Namespace) -> int:
     setup_logging("INFO", "text")
     from marketdata.sim.capture import CaptureError, load_capture
     from marketdata.sim.server import create_app
-    from marketdata.sim.sources import GeneratedSource, ReplaySource, Source
+    from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
 
     async def run() -> None:
         source: Source
         if args.replay:
             source = ReplaySource(load_capture(args.replay), args.speed)
         else:
-            source = GeneratedSource(args.rate, args.seed)
+            listed = args.symbols.split(",") if args.symbols else COMMON_SYMBOLS
+            source = GeneratedSource(args.rate, args.seed, [s.strip() for s in listed])
         scenario = _scenario(args)
         runner = web.AppRunner(create_app(source, args.ping_interval, scenario), access_log=None)
         await runner.setup()

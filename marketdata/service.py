@@ -12,9 +12,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from marketdata import __version__
-from marketdata.config import Config, mask_url
+from marketdata.config import Config, ConfigError, mask_url
 from marketdata.exchanges import ADAPTERS, ExchangeAdapter
 from marketdata.http import create_app
+from marketdata.instruments import symbol_problems
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
@@ -72,9 +73,16 @@ class Service:
         # Every WebSocket holds a pooled connection: the default limit of 100 would leave
         # snapshot requests waiting (and timing out) once there are 50+ symbols.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        adapters = self._build_adapters()
+        try:
+            await self._check_symbols(self._session, adapters)
+        except ConfigError:
+            await self._session.close()
+            await self.publisher.close()
+            raise
         tasks: list[asyncio.Task[Any]] = []
         try:
-            self.feeds = self._build_feeds(self._session)
+            self.feeds = self._build_feeds(self._session, adapters)
             await self._start_http()
             self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
             tasks.append(self._publisher_task)
@@ -89,12 +97,28 @@ class Service:
         finally:
             await self._shutdown(tasks)
 
-    def _build_feeds(self, session: aiohttp.ClientSession) -> list[SymbolFeed]:
+    def _build_adapters(self) -> dict[str, ExchangeAdapter]:
+        return {
+            name: ADAPTERS[name](exchange.ws_url, exchange.rest_url, exchange.snapshot_limit)
+            for name, exchange in self.config.exchanges.items()
+        }
+
+    async def _check_symbols(
+        self, session: aiohttp.ClientSession, adapters: dict[str, ExchangeAdapter]
+    ) -> None:
+        """Raise ConfigError naming every configured symbol its venue does not trade."""
+        problems: list[str] = []
+        for name, adapter in adapters.items():
+            problems += await symbol_problems(session, adapter, self.config.exchanges[name].symbols)
+        if problems:
+            raise ConfigError(problems)
+
+    def _build_feeds(
+        self, session: aiohttp.ClientSession, adapters: dict[str, ExchangeAdapter]
+    ) -> list[SymbolFeed]:
         feeds = []
         for name, exchange in self.config.exchanges.items():
-            adapter: ExchangeAdapter = ADAPTERS[name](
-                exchange.ws_url, exchange.rest_url, exchange.snapshot_limit
-            )
+            adapter = adapters[name]
             gate = RestGate()  # one per exchange: its weight limit is per IP, across symbols
             for symbol in exchange.symbols:
                 state = SymbolState(name, symbol, adapter.continuity)

@@ -32,6 +32,13 @@ class ExchangeAdapter(Protocol):
     def snapshot_url(self, symbol: str) -> str:
         """REST URL of the order-book snapshot for one symbol."""
 
+    def instruments_url(self) -> str:
+        """REST URL of the venue's instrument list."""
+
+    def parse_instruments(self, body: bytes) -> dict[str, str]:
+        """Symbol -> status ("TRADING" when it trades) from the instrument list.
+        Raises MalformedMessage."""
+
     def parse(self, frame: bytes | str, recv_ts: float) -> Sequence[Event]:
         """Events in one frame; [] for frames that carry none. Raises MalformedMessage."""
 

@@ -19,6 +19,7 @@ import orjson
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
 from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_number
+from marketdata.outage import describe
 
 NAME = "binance_futures"
 DEFAULT_WS_URL = "wss://fstream.binance.com"
@@ -55,6 +56,16 @@ class BinanceFutures:
     def snapshot_url(self, symbol: str) -> str:
         query = urlencode({"symbol": symbol.upper(), "limit": self.snapshot_limit})
         return f"{self.rest_url}/fapi/v1/depth?{query}"
+
+    def instruments_url(self) -> str:
+        return f"{self.rest_url}/fapi/v1/exchangeInfo"
+
+    def parse_instruments(self, body: bytes) -> dict[str, str]:
+        try:
+            data = orjson.loads(body)
+            return {str(s["symbol"]): str(s["status"]) for s in data["symbols"]}
+        except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+            raise MalformedMessage("bad_shape", f"exchangeInfo: {describe(e)}") from None
 
     def parse(self, frame: bytes | str, recv_ts: float) -> Sequence[Event]:
         try:

@@ -1,6 +1,7 @@
 """The simulator's HTTP/WebSocket server, in Binance USD-M futures' wire format.
 
 REST  GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000
+      GET /fapi/v1/exchangeInfo                                         (the symbol list)
 WS    /public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   (depth, bookTicker)
       /market/stream?streams=btcusdt@aggTrade                          (trades)
       /public/ws/<stream>, /market/ws/<stream>                          (raw, unwrapped)
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -41,9 +43,22 @@ def create_app(
     app[PING_INTERVAL] = ping_interval_s
     app[SCENARIO] = scenario or Scenario()
     app.router.add_get("/fapi/v1/depth", depth_snapshot)
+    app.router.add_get("/fapi/v1/exchangeInfo", exchange_info)
     app.router.add_get("/{route:public|market}/stream", combined_stream)
     app.router.add_get("/{route:public|market}/ws/{stream}", raw_stream)
     return app
+
+
+async def exchange_info(request: web.Request) -> web.Response:
+    """The fields a client reads of the real reply: each symbol's name and status."""
+    symbols = [
+        {"symbol": s, "pair": s, "contractType": "PERPETUAL", "status": "TRADING"}
+        for s in request.app[SOURCE].listed()
+    ]
+    body = orjson.dumps(
+        {"timezone": "UTC", "serverTime": int(time.time() * 1000), "symbols": symbols}
+    )
+    return web.Response(body=body, content_type="application/json")
 
 
 async def depth_snapshot(request: web.Request) -> web.Response:

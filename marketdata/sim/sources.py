@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any, Protocol
 
 import orjson
@@ -14,10 +14,19 @@ from marketdata.sim.capture import Capture
 from marketdata.sim.market import SimMarket
 
 INVALID_SYMBOL = orjson.dumps({"code": -1121, "msg": "Invalid symbol."})
+# What `marketdata sim` lists by default: some of the exchange's most traded contracts.
+COMMON_SYMBOLS = (
+    "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "AVAXUSDT",
+    "LINKUSDT", "DOTUSDT", "LTCUSDT", "TRXUSDT", "BCHUSDT", "NEARUSDT", "ATOMUSDT", "ETCUSDT",
+    "FILUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "SUIUSDT", "PEPEUSDT", "WIFUSDT", "BTCUSDC",
+)  # fmt: skip
 QUEUE_LIMIT = 100_000
 
 
 class Source(Protocol):
+    def listed(self) -> list[str]:
+        """The symbols GET /fapi/v1/exchangeInfo lists as trading."""
+
     def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
         """(HTTP status, body) of GET /fapi/v1/depth."""
 
@@ -26,11 +35,18 @@ class Source(Protocol):
 
 
 class GeneratedSource:
-    """One SimMarket per symbol, created on first use, stepped `rate` times a second."""
+    """One SimMarket per symbol, created on first use, stepped `rate` times a second.
 
-    def __init__(self, rate: float, seed: int | None = None) -> None:
+    `symbols`: the instrument list; others get "Invalid symbol." from REST and nothing on
+    their streams, as on the exchange. None: any symbol trades (the list shows the common
+    ones and every market made so far)."""
+
+    def __init__(
+        self, rate: float, seed: int | None = None, symbols: Collection[str] | None = None
+    ) -> None:
         self.rate = rate
         self.seed = seed
+        self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)
         self.markets: dict[str, SimMarket] = {}
         # lower-case stream name -> {queue: the name as the client spelled it}
         self._subscribers: dict[str, dict[asyncio.Queue[bytes], str]] = {}
@@ -44,11 +60,22 @@ class GeneratedSource:
             self._tasks[symbol] = asyncio.get_running_loop().create_task(self._tick(market))
         return market
 
+    def listed(self) -> list[str]:
+        if self.symbols is not None:
+            return sorted(self.symbols)
+        return sorted({*COMMON_SYMBOLS, *self.markets})
+
+    def trades(self, symbol: str) -> bool:
+        return self.symbols is None or symbol.upper() in self.symbols
+
     def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
+        if not self.trades(symbol):
+            return 400, INVALID_SYMBOL
         return 200, orjson.dumps(self.market(symbol).snapshot(limit))
 
     async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
+        streams = {s for s in streams if self.trades(s.split("@", 1)[0])}
         for stream in streams:
             self.market(stream.split("@", 1)[0].upper())
             self._subscribers.setdefault(stream.lower(), {})[queue] = stream
@@ -107,6 +134,9 @@ class ReplaySource:
     def __init__(self, capture: Capture, speed: float = 1.0) -> None:
         self.capture = capture
         self.speed = speed
+
+    def listed(self) -> list[str]:
+        return sorted(self.capture.snapshots)
 
     def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
         rest = self.capture.snapshots.get(symbol)

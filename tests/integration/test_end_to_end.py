@@ -113,8 +113,8 @@ async def test_generated_market_books_equal_the_simulators(redis_server, redis_c
 
 async def test_sixty_symbols_all_sync(redis_server, redis_client, start_sim):
     """120 WebSockets plus snapshot requests on one HTTP session: none may starve."""
-    sim = await start_sim(GeneratedSource(rate=5, seed=1))
     symbols = [f"S{i:02d}USDT" for i in range(60)]
+    sim = await start_sim(GeneratedSource(rate=5, seed=1, symbols=symbols))
     config = service_config(redis_server.url, sim, symbols)
     collector = Collector(redis_client)
     await collector.start()

@@ -91,3 +91,15 @@ def test_snapshot() -> None:
     assert snapshot.bids == [(1.0, 2.0, "1.0", "2")]
     with pytest.raises(MalformedMessage, match="BTCUSDT snapshot has no 'lastUpdateId'"):
         BinanceFutures().parse_snapshot("BTCUSDT", b'{"bids":[],"asks":[]}', 1.0)
+
+
+def test_instrument_list_gives_each_symbols_status():
+    body = (
+        b'{"timezone":"UTC","symbols":[{"symbol":"BTCUSDT","status":"TRADING"},'
+        b'{"symbol":"ICPUSDT","status":"SETTLING"}]}'
+    )
+    adapter = BinanceFutures("ws://x", "http://x")
+    assert adapter.parse_instruments(body) == {"BTCUSDT": "TRADING", "ICPUSDT": "SETTLING"}
+    assert adapter.instruments_url() == "http://x/fapi/v1/exchangeInfo"
+    with pytest.raises(MalformedMessage):
+        adapter.parse_instruments(b'{"symbols": [{"name": "BTCUSDT"}]}')
