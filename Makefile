@@ -23,8 +23,8 @@ redis:
 postgres:
 	@scripts/ensure-postgres.sh
 
-## Simulator + service + local Redis, in the foreground (Ctrl-C stops everything).
-demo: install redis
+## Redis, PostgreSQL, simulator, service and persist, in the foreground (Ctrl-C stops all).
+demo: install redis postgres
 	@scripts/demo.sh
 
 ## The whole test suite, against real redis-server and PostgreSQL processes.
