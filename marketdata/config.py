@@ -121,6 +121,10 @@ EXCHANGE_CONFIGS: dict[str, type[BinanceFuturesConfig]] = {
 # Keys that may come from the environment instead of the file (URLs and secrets).
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     f"{ENV_PREFIX}REDIS_URL": ("redis_url",),
+    f"{ENV_PREFIX}HEALTH_HOST": ("health_host",),  # 0.0.0.0 in a container
+    f"{ENV_PREFIX}PERSIST_HEALTH_HOST": ("persist", "health_host"),
+    f"{ENV_PREFIX}TIMESCALE_ENABLED": ("persist", "timescale", "enabled"),
+    f"{ENV_PREFIX}MONGO_ENABLED": ("persist", "mongo", "enabled"),
     f"{ENV_PREFIX}TIMESCALE_DSN": ("persist", "timescale", "dsn"),
     f"{ENV_PREFIX}MONGO_URL": ("persist", "mongo", "url"),
     **{
@@ -183,8 +187,13 @@ def _with_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
             node[key] = child = dict(child)
             node = child
         else:
-            node[key_path[-1]] = environ[env_name]
+            node[key_path[-1]] = _env_value(environ[env_name])
     return raw
+
+
+def _env_value(text: str) -> str | bool:
+    """Environment values are text; true/false switch a boolean key."""
+    return {"true": True, "false": False}.get(text.strip().lower(), text)
 
 
 def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
