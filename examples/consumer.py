@@ -4,6 +4,7 @@
     python examples/consumer.py BTCUSDT                 # live, Ctrl-C to stop
     python examples/consumer.py BTCUSDT --once          # print one book and exit
     python examples/consumer.py BTCUSDT --redis-url redis://127.0.0.1:6379/0 --levels 15
+    python examples/consumer.py XBT/USD --exchange kraken    # channels orderbook:kraken:XBT/USD
 
 Needs only `redis` and `orjson` (both installed with marketdata).
 """
@@ -15,6 +16,7 @@ import asyncio
 import sys
 from collections import deque
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -22,6 +24,21 @@ import redis.asyncio as aioredis
 
 CLEAR = "\x1b[H\x1b[2J"
 GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
+DEFAULT_EXCHANGE = "binance_futures"  # its channels carry no exchange prefix
+
+
+def channels(exchange: str, symbol: str) -> tuple[str, str]:
+    """(orderbook channel, trades channel) as the service names them."""
+    prefix = "" if exchange == DEFAULT_EXCHANGE else f"{exchange}:"
+    return f"orderbook:{prefix}{symbol}", f"trades:{prefix}{symbol}"
+
+
+def spread_and_mid(book: dict[str, Any]) -> str:
+    """Exact decimals from the top of the book, as the exchange wrote the prices."""
+    if not book["bids"] or not book["asks"]:
+        return "spread -  mid -"
+    bid, ask = Decimal(book["bids"][0][0]), Decimal(book["asks"][0][0])
+    return f"spread {ask - bid}  mid {(ask + bid) / 2}"
 
 
 def render_book(book: dict[str, Any], levels: int) -> str:
@@ -29,7 +46,7 @@ def render_book(book: dict[str, Any], levels: int) -> str:
     bids = book["bids"][:levels]
     lines = [
         f"{book['exchange']} {book['symbol']}  update {book['last_update_id']}  "
-        f"exchange time {_clock(book['exchange_ts'])}",
+        f"exchange time {_clock(book['exchange_ts'])}  {spread_and_mid(book)}",
         f"{'price':>16} {'qty':>14}",
     ]
     lines += [f"{RED}{p:>16} {q:>14}{RESET}" for p, q in reversed(asks)]
@@ -50,10 +67,12 @@ def _clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
-async def run(symbol: str, redis_url: str, levels: int, once: bool, timeout_s: float) -> int:
+async def run(
+    exchange: str, symbol: str, redis_url: str, levels: int, once: bool, timeout_s: float
+) -> int:
     client = aioredis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
-    book_channel, trade_channel = f"orderbook:{symbol}", f"trades:{symbol}"
+    book_channel, trade_channel = channels(exchange, symbol)
     await pubsub.subscribe(book_channel, trade_channel)
     tape: deque[str] = deque(maxlen=15)
     book_text = "waiting for the first book..."
@@ -83,16 +102,25 @@ async def run(symbol: str, redis_url: str, levels: int, once: bool, timeout_s: f
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("symbol", nargs="?", default="BTCUSDT")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--levels", type=int, default=10)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("symbol", nargs="?", default="BTCUSDT", help="as configured")
+    parser.add_argument(
+        "--exchange", default=DEFAULT_EXCHANGE, help="the venue, as named in the config"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="Redis to read")
+    parser.add_argument("--levels", type=int, default=10, help="book levels shown per side")
     parser.add_argument("--once", action="store_true", help="print one book and exit")
-    parser.add_argument("--timeout", type=float, default=15.0, help="with --once, give up after")
+    parser.add_argument(
+        "--timeout", type=float, default=15.0, help="with --once, give up after this many s"
+    )
     args = parser.parse_args()
+    symbol = args.symbol if args.exchange != DEFAULT_EXCHANGE else args.symbol.upper()
     try:
         return asyncio.run(
-            run(args.symbol.upper(), args.redis_url, args.levels, args.once, args.timeout)
+            run(args.exchange, symbol, args.redis_url, args.levels, args.once, args.timeout)
         )
     except KeyboardInterrupt:
         return 0

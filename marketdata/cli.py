@@ -1,4 +1,6 @@
-"""Command line: `marketdata run | check-config | sim`."""
+"""marketdata: exchange feeds -> order books, trades and market data on Redis.
+
+Commands: run (the service), persist (spool -> TimescaleDB/MongoDB), check-config, sim."""
 
 from __future__ import annotations
 
@@ -26,36 +28,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="marketdata", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="marketdata", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"marketdata {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = {"formatter_class": _DefaultsShown}
 
-    run = commands.add_parser("run", help="run the service")
-    run.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
-    run.add_argument("--log-format", choices=("text", "json"), help="overrides log_format")
-    run.add_argument("--log-level", help="overrides log_level")
+    run = commands.add_parser("run", help="run the service", **defaults)
+    _logging_options(run)
     run.set_defaults(handler=_run)
 
-    persist = commands.add_parser("persist", help="drain the spool into TimescaleDB/MongoDB")
-    persist.add_argument("--config", default="config.yaml")
-    persist.add_argument("--log-format", choices=("text", "json"), help="overrides log_format")
-    persist.add_argument("--log-level", help="overrides log_level")
+    persist = commands.add_parser(
+        "persist", help="drain the spool into TimescaleDB/MongoDB", **defaults
+    )
+    _logging_options(persist)
     persist.set_defaults(handler=_persist)
 
-    check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("--config", default="config.yaml")
+    check = commands.add_parser("check-config", help="validate a config file and exit", **defaults)
+    check.add_argument("--config", default="config.yaml", help="YAML file")
     check.set_defaults(handler=_check_config)
 
-    sim = commands.add_parser("sim", help="run the local Binance USD-M futures simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim = commands.add_parser(
+        "sim", help="run the local Binance USD-M futures simulator", **defaults
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
-    sim.add_argument("--seed", type=int, help="fix the generated markets")
+    sim.add_argument("--seed", type=int, help="fix the generated markets (default: random)")
     sim.add_argument(
         "--symbols", metavar="A,B",
         help="the symbols the generated exchange lists (default: 24 common USD-M contracts)",
+        default=argparse.SUPPRESS,
     )  # fmt: skip
-    sim.add_argument("--replay", metavar="FILE", help="serve a recorded capture instead")
+    sim.add_argument(
+        "--replay", metavar="FILE", help="serve a recorded capture (default: generated markets)"
+    )
     sim.add_argument("--speed", type=float, default=1.0, help="replay speed (0: no pauses)")
     sim.add_argument("--ping-interval", type=float, default=180.0, help="server pings, s")
     faults = sim.add_argument_group("fault scenarios (per connection; N=0 is off)")
@@ -73,10 +81,32 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
     faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
                         help="answer snapshot requests with this status")  # fmt: skip
-    faults.add_argument("--snapshot-failures", type=int, metavar="N", help="that many times")
+    faults.add_argument(
+        "--snapshot-failures", type=int, metavar="N", help="that many times (default: 1)"
+    )
     faults.add_argument("--retry-after", type=float, metavar="S", help="Retry-After with 429/418")
     sim.set_defaults(handler=_sim)
     return parser
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and default not in (None, False, argparse.SUPPRESS):
+            if "%(default)" not in text:
+                text += " (default: %(default)s)"
+        return text
+
+
+def _logging_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", default="config.yaml", help="YAML file")
+    command.add_argument(
+        "--log-format", choices=("text", "json"), help="overrides the config's log_format"
+    )
+    command.add_argument("--log-level", help="overrides the config's log_level")
 
 
 def _load(path: str) -> Config | None:
@@ -162,7 +192,8 @@ def _sim(args: argparse.Namespace) -> int:
         if args.replay:
             source = ReplaySource(load_capture(args.replay), args.speed)
         else:
-            listed = args.symbols.split(",") if args.symbols else COMMON_SYMBOLS
+            given = getattr(args, "symbols", "")
+            listed = given.split(",") if given else COMMON_SYMBOLS
             source = GeneratedSource(args.rate, args.seed, [s.strip() for s in listed])
         scenario = _scenario(args)
         runner = web.AppRunner(create_app(source, args.ping_interval, scenario), access_log=None)
