@@ -44,7 +44,7 @@ class ReconnectConfig:
 @dataclass(frozen=True)
 class SpoolConfig:
     enabled: bool = True
-    max_entries: int = 2_000_000  # both streams together
+    max_entries: int = 500_000  # both streams together: at most ~450 MB of Redis (README)
     books_refuse_fraction: float = 0.8  # book snapshots refused past this fill
     snapshot_interval_ms: int = 1000  # top-N book snapshot per symbol
 
