@@ -33,24 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"marketdata {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    defaults = {"formatter_class": _DefaultsShown}
 
-    run = commands.add_parser("run", help="run the service", **defaults)
+    run = commands.add_parser("run", help="run the service", formatter_class=_DefaultsShown)
     _logging_options(run)
     run.set_defaults(handler=_run)
 
     persist = commands.add_parser(
-        "persist", help="drain the spool into TimescaleDB/MongoDB", **defaults
+        "persist", help="drain the spool into TimescaleDB/MongoDB", formatter_class=_DefaultsShown
     )
     _logging_options(persist)
     persist.set_defaults(handler=_persist)
 
-    check = commands.add_parser("check-config", help="validate a config file and exit", **defaults)
+    check = commands.add_parser(
+        "check-config", help="validate a config file and exit", formatter_class=_DefaultsShown
+    )
     check.add_argument("--config", default="config.yaml", help="YAML file")
     check.set_defaults(handler=_check_config)
 
     sim = commands.add_parser(
-        "sim", help="run the local Binance USD-M futures simulator", **defaults
+        "sim", help="run the local Binance USD-M futures simulator", formatter_class=_DefaultsShown
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
