@@ -136,6 +136,10 @@ class PersistMetrics:
             "spool_lag_seconds", "Age of the oldest entry the group has not acknowledged",
             ("group", "stream"), registry=r,
         )  # fmt: skip
+        self.sink_errors = Counter(
+            "sink_errors", "Failed sink calls (connect, schema, write), each retried", ("sink",),
+            registry=r,
+        )  # fmt: skip
         self.sink_state = Gauge(
             "sink_state", "0 OK, 1 DEGRADED (catching up), 2 UNAVAILABLE", ("sink",), registry=r
         )

@@ -147,15 +147,20 @@ class SinkWorker:
             self.metrics.entries_dead.labels(stream).inc()
         result = await self._retrying(lambda: self.sink.write(trades, books), "write")
         assert isinstance(result, WriteResult)
-        for entry_id, why in result.rejected:
-            stream = TRADES_STREAM if any(t.entry_id == entry_id for t in trades) else BOOKS_STREAM
-            await self._bury(stream, entry_id, why, {})
-            self.metrics.rows_rejected.labels(self.group).inc()
-            log.error("%s refused %s %r: %s", self.group, stream, entry_id, why)
+        if result.rejected:
+            await self._bury_rejected(batch, result.rejected)
         for stream, entries in batch.items():
             ids = [entry_id for entry_id, _ in entries]
             await self._retrying(lambda s=stream, i=ids: self.redis.xack(s, self.group, *i), "ack")
         self._observe(result, trades, started)
+
+    async def _bury_rejected(self, batch: Batch, rejected: list[tuple[bytes, str]]) -> None:
+        where = {entry[0]: (stream, entry[1]) for stream, es in batch.items() for entry in es}
+        for entry_id, why in rejected:
+            stream, fields = where.get(entry_id, (BOOKS_STREAM, {}))
+            await self._bury(stream, entry_id, why, fields)
+            self.metrics.rows_rejected.labels(self.group).inc()
+            log.error("%s refused %s %r: %s", self.group, stream, entry_id, why)
 
     def _observe(self, result: WriteResult, trades: list[TradeRow], started: float) -> None:
         for table, rows in result.written.items():
@@ -179,6 +184,8 @@ class SinkWorker:
                 result = await call()  # type: ignore[misc]
             except (RetryableSinkError, RedisError, OSError) as e:
                 raise_if_cancelling()
+                if isinstance(e, RetryableSinkError):
+                    self.metrics.sink_errors.labels(self.group).inc()
                 if self.state is not SinkState.UNAVAILABLE:
                     log.error(
                         "%s: %s failed, retrying (nothing acknowledged): %s", self.group, what, e
