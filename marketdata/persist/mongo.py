@@ -63,7 +63,7 @@ class MongoSink:
                 await self._db[collection].create_index(keys, unique=True, name="natural_key")
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"mongodb unreachable: {e}") from e
+            raise RetryableSinkError(f"mongodb unreachable: {cause(e)}") from e
         except OperationFailure as e:  # bad credentials, no privilege: a person can fix it
             await self.close()
             raise RetryableSinkError(f"mongodb refused the indexes: {cause(e)}") from e

@@ -58,6 +58,7 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS l2_snapshots_in (LIKE l2_snapshots) ON COMMIT DELETE ROWS;
 """
+CONNECT_TIMEOUT_S = 5.0
 RETRYABLE = (
     OSError,
     TimeoutError,
@@ -88,14 +89,14 @@ class TimescaleSink:
     async def start(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=2, command_timeout=60
+                self._dsn, min_size=0, max_size=2, command_timeout=60, timeout=CONNECT_TIMEOUT_S
             )
             async with self._pool.acquire() as conn:
                 await conn.execute(SCHEMA)
                 self.hypertables = await _make_hypertables(conn)
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"postgresql unreachable: {e}") from e
+            raise RetryableSinkError(f"postgresql unreachable: {cause(e)}") from e
         except asyncpg.PostgresError as e:  # bad password, no such database, no privilege
             await self.close()
             raise RetryableSinkError(f"postgresql refused: {cause(e)}") from e

@@ -2,6 +2,8 @@
 
 OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowledged);
 -> DEGRADED once they succeed again while the group is still far behind; -> OK.
+stop() ends run() after the batch in hand, or at once while the sink is failing: its
+entries stay pending in the group and are redelivered.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -21,6 +24,7 @@ from marketdata.config import BatchConfig
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
+from marketdata.persist.trouble import Trouble
 from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,11 @@ IDLE_BLOCK_MS = 1000
 DEGRADED_LAG_S = 5.0
 
 Batch = dict[str, list[Entry]]  # stream -> entries
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """stop() was called while the sink was failing: give up the batch in hand."""
 
 
 class SinkState(enum.IntEnum):
@@ -59,22 +68,29 @@ class SinkWorker:
         self.state = SinkState.UNAVAILABLE
         self.lag_s = 0.0
         self._clock = clock
-        self._stopping = False
+        self._stop = asyncio.Event()
+        self.sink_trouble = Trouble(f"{self.group} sink", log)
         self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
         self._set_state(SinkState.UNAVAILABLE)
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from run()."""
-        self._stopping = True
+        """Finish the batch in hand (unless the sink is failing), then return from run()."""
+        self._stop.set()
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        except Stopping:
+            log.info("%s: stopped while the sink was failing; its entries stay pending", self.group)
+
+    async def _serve(self) -> None:
         await self._ensure_groups()
         await self._retrying(self.sink.start, "start")
         recovered = await self._recover()
         if recovered:
             log.info("%s: recovering %d pending entries", self.group, _count(recovered))
             await self._commit(recovered)
-        while not self._stopping or self._carry:
+        while not self._stop.is_set() or self._carry:
             batch = await self._read_batch()
             if batch:
                 await self._commit(batch)
@@ -177,26 +193,52 @@ class SinkWorker:
         entry.update({b"f:" + k: v for k, v in fields.items()})
         await self._retrying(lambda: self.redis.xadd(DEAD_STREAM, entry), "dead-letter")
 
-    async def _retrying(self, call: Callable[[], object], what: str) -> object:
+    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         backoff = Backoff(0.1, 5.0)
         while True:
             try:
-                result = await call()  # type: ignore[misc]
+                result = await self._attempt(call)
             except (RetryableSinkError, RedisError, OSError) as e:
                 raise_if_cancelling()
                 if isinstance(e, RetryableSinkError):
                     self.metrics.sink_errors.labels(self.group).inc()
-                if self.state is not SinkState.UNAVAILABLE:
-                    log.error(
-                        "%s: %s failed, retrying (nothing acknowledged): %s", self.group, what, e
-                    )
+                self.sink_trouble.fail(f"{what}: {e}" if isinstance(e, RetryableSinkError) else e)
                 self._set_state(SinkState.UNAVAILABLE)
-                await asyncio.sleep(backoff.next_delay())
+                await self._pause(backoff.next_delay())
                 continue
+            self.sink_trouble.ok()
             if self.state is SinkState.UNAVAILABLE:
-                log.info("%s: %s succeeded, sink available", self.group, what)
                 self._set_state(self._writing_state())
             return result
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
+        """The call; while the sink is failing, given up as soon as stop() is called."""
+        if self.state is not SinkState.UNAVAILABLE:
+            return await call()  # the batch in hand is finished, even when stopping
+        if self._stop.is_set():
+            raise Stopping
+        attempt = asyncio.ensure_future(call())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([attempt, stopped], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        finally:
+            stopped.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            raise Stopping
+        return attempt.result()
+
+    async def _pause(self, delay_s: float) -> None:
+        """Sleep before a retry; raises Stopping as soon as stop() is called."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay_s)
+        except TimeoutError:
+            return
+        raise Stopping
 
     def _writing_state(self) -> SinkState:
         """The state of a sink that writes: DEGRADED while it is far behind, else OK."""

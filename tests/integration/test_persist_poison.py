@@ -3,6 +3,8 @@ retried. Neither ends `marketdata persist`."""
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
 from marketdata.persist.mongo import MongoSink
@@ -104,7 +106,7 @@ async def test_table_dropped_under_a_live_persist_is_recreated(redis_server, red
         await task
 
 
-async def test_wrong_password_is_retried_and_shown(redis_server, redis_client, pg):
+async def test_wrong_password_is_retried_and_shown(redis_server, redis_client, pg, caplog):
     dsn = pg.add_password_role("locked", "right").replace(":right@", ":wrong@")
     service = PersistService(persist_config(redis_server.url, dsn), [TimescaleSink(dsn)])
     task = await run_persist(service)
@@ -123,6 +125,9 @@ async def test_wrong_password_is_retried_and_shown(redis_server, redis_client, p
         service.stop()
         await task
     assert await _unacked(redis_client) == 10  # nothing acknowledged
+    causes = [r for r in caplog.records if "password authentication failed" in r.getMessage()]
+    assert len(causes) == 1, [r.getMessage() for r in causes]  # the cause, once
+    assert causes[0].levelno == logging.ERROR
 
 
 async def _rows(dsn: str, n: int, first: int = 0) -> bool:
