@@ -19,6 +19,7 @@ from marketdata.config import Config, mask_url
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
+from marketdata.persist.trouble import Trouble
 from marketdata.persist.worker import SinkState, SinkWorker
 from marketdata.spool import STREAMS
 
@@ -51,8 +52,17 @@ class PersistService:
             config.redis_url, socket_timeout=30, socket_connect_timeout=2
         )
         p = config.persist
+        self.redis_trouble = Trouble("redis", log)  # one Redis, one story: shared by workers
         self.workers = [
-            SinkWorker(self.redis, sink, p.consumer, p.batch, p.claim_idle_ms, self.metrics)
+            SinkWorker(
+                self.redis,
+                sink,
+                p.consumer,
+                p.batch,
+                p.claim_idle_ms,
+                self.metrics,
+                redis_trouble=self.redis_trouble,
+            )  # fmt: skip
             for sink in sinks
         ]
         self.http_port: int | None = None
@@ -133,12 +143,15 @@ class PersistService:
 
     async def _health(self, request: web.Request) -> web.Response:
         sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
-        available = all(w.state is not SinkState.UNAVAILABLE for w in self.workers)
+        available = not self.redis_trouble.active and all(
+            w.state is not SinkState.UNAVAILABLE for w in self.workers
+        )
         body = {
             "status": "ok" if available else "degraded",
             "version": __version__,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "sinks": sinks,
+            "redis": self.redis_trouble.status(),
         }
         return web.Response(
             body=orjson.dumps(body), status=200 if available else 503,

@@ -4,6 +4,10 @@ OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowl
 -> DEGRADED once they succeed again while the group is still far behind; -> OK.
 stop() ends run() after the batch in hand, or at once while the sink is failing: its
 entries stay pending in the group and are redelivered.
+
+Redis lost (down, restarted, refusing our password): retried with capped backoff, reported
+through the shared `redis` Trouble; on its return the worker starts over from its groups and
+its pending entries. A group that vanished (FLUSHALL, XGROUP DESTROY) is re-created.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 DEAD_STREAM = "spool:dead"
 IDLE_BLOCK_MS = 1000
 DEGRADED_LAG_S = 5.0
+# What Redis answers when our group or stream went away (FLUSHALL, XGROUP DESTROY, a
+# restart without persistence): no group, or a blocked XREADGROUP whose key was deleted.
+VANISHED = ("NOGROUP", "UNBLOCKED")
 
 Batch = dict[str, list[Entry]]  # stream -> entries
 T = TypeVar("T")
@@ -57,6 +64,7 @@ class SinkWorker:
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
+        redis_trouble: Trouble | None = None,
     ) -> None:
         self.redis = redis
         self.sink = sink
@@ -70,6 +78,9 @@ class SinkWorker:
         self._clock = clock
         self._stop = asyncio.Event()
         self.sink_trouble = Trouble(f"{self.group} sink", log)
+        self.redis_trouble = redis_trouble or Trouble("redis", log)
+        self._redis_backoff = Backoff(0.1, 5.0)
+        self._sink_started = False
         self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
         self._set_state(SinkState.UNAVAILABLE)
 
@@ -78,20 +89,50 @@ class SinkWorker:
         self._stop.set()
 
     async def run(self) -> None:
+        while True:
+            try:
+                await self._serve()
+                return
+            except Stopping:
+                log.info("%s: stopped while failing; its entries stay pending", self.group)
+                return
+            except (RedisError, OSError) as e:
+                raise_if_cancelling()
+                if await self._redis_failed(e):
+                    return
+
+    async def _redis_failed(self, e: RedisError | OSError) -> bool:
+        """Note the failure and wait before starting over; True if stopped meanwhile."""
+        if isinstance(e, ResponseError) and str(e).startswith(VANISHED):
+            log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
+            return False  # at once
+        self.redis_trouble.fail(e)
         try:
-            await self._serve()
+            await self._pause(self._redis_backoff.next_delay())
         except Stopping:
-            log.info("%s: stopped while the sink was failing; its entries stay pending", self.group)
+            return True
+        return False
+
+    def _redis_ok(self) -> None:
+        if self.redis_trouble.active or self._redis_backoff.attempt:
+            self.redis_trouble.ok()
+            self._redis_backoff.reset()
 
     async def _serve(self) -> None:
+        """Groups, sink, pending entries, then batches until stopped. Raises RedisError or
+        OSError when Redis fails: run() starts over."""
         await self._ensure_groups()
-        await self._retrying(self.sink.start, "start")
+        if not self._sink_started:
+            await self._retrying(self.sink.start, "start")
+            self._sink_started = True
         recovered = await self._recover()
+        self._redis_ok()
         if recovered:
             log.info("%s: recovering %d pending entries", self.group, _count(recovered))
             await self._commit(recovered)
         while not self._stop.is_set() or self._carry:
             batch = await self._read_batch()
+            self._redis_ok()
             if batch:
                 await self._commit(batch)
 
@@ -167,7 +208,7 @@ class SinkWorker:
             await self._bury_rejected(batch, result.rejected)
         for stream, entries in batch.items():
             ids = [entry_id for entry_id, _ in entries]
-            await self._retrying(lambda s=stream, i=ids: self.redis.xack(s, self.group, *i), "ack")
+            await self.redis.xack(stream, self.group, *ids)
         self._observe(result, trades, started)
 
     async def _bury_rejected(self, batch: Batch, rejected: list[tuple[bytes, str]]) -> None:
@@ -191,18 +232,17 @@ class SinkWorker:
         """Keep what cannot be stored, with the reason, for a person to look at."""
         entry = {b"stream": stream, b"id": entry_id, b"error": why[:500]}
         entry.update({b"f:" + k: v for k, v in fields.items()})
-        await self._retrying(lambda: self.redis.xadd(DEAD_STREAM, entry), "dead-letter")
+        await self.redis.xadd(DEAD_STREAM, entry)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         backoff = Backoff(0.1, 5.0)
         while True:
             try:
                 result = await self._attempt(call)
-            except (RetryableSinkError, RedisError, OSError) as e:
+            except RetryableSinkError as e:
                 raise_if_cancelling()
-                if isinstance(e, RetryableSinkError):
-                    self.metrics.sink_errors.labels(self.group).inc()
-                self.sink_trouble.fail(f"{what}: {e}" if isinstance(e, RetryableSinkError) else e)
+                self.metrics.sink_errors.labels(self.group).inc()
+                self.sink_trouble.fail(f"{what}: {e}")
                 self._set_state(SinkState.UNAVAILABLE)
                 await self._pause(backoff.next_delay())
                 continue
