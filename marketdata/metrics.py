@@ -141,6 +141,17 @@ class PersistMetrics:
             "spool_lag_seconds", "Age of the oldest entry the group has not acknowledged",
             ("group", "stream"), registry=r,
         )  # fmt: skip
+        self.sink_errors = Counter(
+            "sink_errors", "Failed sink calls (connect, schema, write), each retried", ("sink",),
+            registry=r,
+        )  # fmt: skip
+        self.housekeeping_ok = Gauge(
+            "housekeeping_ok", "1 while spool housekeeping (figures, XTRIM) succeeds", registry=r
+        )
+        self.housekeeping_errors = Counter(
+            "housekeeping_errors", "Housekeeping rounds Redis refused (the spool is not trimmed)",
+            registry=r,
+        )  # fmt: skip
         self.sink_state = Gauge(
             "sink_state", "0 OK, 1 DEGRADED (catching up), 2 UNAVAILABLE", ("sink",), registry=r
         )

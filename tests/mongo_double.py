@@ -1,11 +1,17 @@
 """An in-memory stand-in for a pymongo async database: unique indexes, insert_many with
-ordered=False raising pymongo's own BulkWriteError on duplicates, and an outage switch."""
+ordered=False raising pymongo's own BulkWriteError on duplicates, insert_one, BSON's
+OverflowError for an integer out of int64 range, a document validator, and an outage
+switch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pymongo.errors import AutoReconnect, BulkWriteError
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, WriteError
+
+INT64 = range(-(2**63), 2**63)
+VALIDATION_FAILED = 121
 
 
 class FakeInsertManyResult:
@@ -19,6 +25,7 @@ class FakeCollection:
         self.docs: list[dict[str, Any]] = []
         self._unique: list[tuple[str, ...]] = []
         self._keys: set[tuple[Any, ...]] = set()
+        self.validator: Callable[[dict[str, Any]], bool] = lambda doc: True
 
     async def create_index(
         self, keys: list[tuple[str, int]], unique: bool = False, **_: Any
@@ -30,20 +37,47 @@ class FakeCollection:
 
     async def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> Any:
         self._db.check()
+        for doc in docs:  # the whole batch is encoded before anything is sent
+            _encode(doc)
         errors, inserted = [], []
         for i, doc in enumerate(docs):
-            keys = [tuple(doc[k] for k in index) for index in self._unique]
-            if any(key in self._keys for key in keys):
-                errors.append({"index": i, "code": 11000, "errmsg": "E11000 duplicate key"})
+            error = self._store(doc)
+            if error is not None:
+                errors.append({"index": i, **error})
                 if ordered:
                     break
                 continue
-            self._keys.update(keys)
-            self.docs.append(doc)
             inserted.append(i)
         if errors:
             raise BulkWriteError({"writeErrors": errors, "nInserted": len(inserted)})
         return FakeInsertManyResult(inserted)
+
+    async def insert_one(self, doc: dict[str, Any]) -> None:
+        self._db.check()
+        _encode(doc)
+        error = self._store(doc)
+        if error is None:
+            return
+        if error["code"] == 11000:
+            raise DuplicateKeyError(error["errmsg"], 11000, error)
+        raise WriteError(error["errmsg"], error["code"], error)
+
+    def _store(self, doc: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.validator(doc):
+            return {"code": VALIDATION_FAILED, "errmsg": "Document failed validation"}
+        keys = [tuple(doc[k] for k in index) for index in self._unique]
+        if any(key in self._keys for key in keys):
+            return {"code": 11000, "errmsg": "E11000 duplicate key"}
+        self._keys.update(keys)
+        self.docs.append(doc)
+        return None
+
+
+def _encode(doc: dict[str, Any]) -> None:
+    """What BSON refuses before sending: an integer out of int64 range."""
+    for value in doc.values():
+        if isinstance(value, int) and value not in INT64:
+            raise OverflowError("MongoDB can only handle up to 8-byte ints")
 
 
 class FakeDatabase:

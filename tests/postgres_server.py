@@ -81,6 +81,21 @@ class PostgresServer:
             self.process.wait(30)
             self.process = None
 
+    def add_password_role(self, role: str, password: str) -> str:
+        """A role that must log in with `password` (every other role is trusted); its DSN."""
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text()
+        if line not in text:
+            hba.write_text(line + text)  # the first matching line wins
+            self._run(self.bindir / "pg_ctl", "reload", "-D", self.data)
+        self._run(
+            self.bindir / "psql", "-h", "127.0.0.1", "-p", self.port, "-U", "marketdata",
+            "-d", "marketdata", "-c",
+            f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD '{password}'",
+        )  # fmt: skip
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}/marketdata"
+
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from marketdata.spool import STREAMS
 
@@ -26,8 +27,16 @@ class GroupPosition:
 
 
 async def group_positions(redis: aioredis.Redis, stream: str) -> list[GroupPosition]:
+    """Every group's position; none while the stream does not exist (FLUSHALL: the workers
+    re-create it with their groups)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError as e:
+        if "no such key" in str(e):
+            return []
+        raise
     positions = []
-    for group in await redis.xinfo_groups(stream):
+    for group in groups:
         name, last = _text(group["name"]), _text(group["last-delivered-id"])
         if group["pending"]:
             oldest: str | None = _text((await redis.xpending(stream, name))["min"])

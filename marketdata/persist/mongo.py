@@ -2,7 +2,9 @@
 
 `trades` and `books` collections, each with a unique index on its natural key;
 insert_many(ordered=False) stores every new document, and duplicate-key errors from a
-redelivered batch count as success.
+redelivered batch count as success. A document the server refuses for what it holds (a
+write error with any other non-transient code), or that BSON cannot encode (an integer out of
+int64 range), is reported as rejected; the others are stored.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from typing import Any
 
 import orjson
 from bson.decimal128 import Decimal128
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DuplicateKeyError,
     OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WriteError,
 )
 
 from marketdata.persist.rows import BookRow, TradeRow
-from marketdata.persist.sink import FatalSinkError, RetryableSinkError, WriteResult
+from marketdata.persist.sink import RetryableSinkError, WriteResult, cause
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,10 @@ INDEXES = {
     "books": [("exchange", ASCENDING), ("symbol", ASCENDING), ("time", ASCENDING)],
 }
 RETRYABLE = (ConnectionFailure, ServerSelectionTimeoutError)
+UNENCODABLE = (OverflowError, InvalidDocument)  # raised by BSON, before anything is sent
+# Write-error codes that say "not now" rather than "not this document".
+TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+Refused = list[tuple[bytes, str]]  # (entry id, why)
 
 
 class MongoSink:
@@ -54,9 +63,10 @@ class MongoSink:
                 await self._db[collection].create_index(keys, unique=True, name="natural_key")
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"mongodb unreachable: {e}") from e
-        except OperationFailure as e:
-            raise FatalSinkError(f"mongodb refused the indexes: {e}") from e
+            raise RetryableSinkError(f"mongodb unreachable: {cause(e)}") from e
+        except OperationFailure as e:  # bad credentials, no privilege: a person can fix it
+            await self.close()
+            raise RetryableSinkError(f"mongodb refused the indexes: {cause(e)}") from e
         log.info("mongo sink ready: database %s", self._database)
 
     async def close(self) -> None:
@@ -68,27 +78,66 @@ class MongoSink:
         if self._db is None:
             await self.start()
         result = WriteResult()
-        result.written["trades"] = await self._insert("trades", [_trade_doc(t) for t in trades])
-        result.written["books"] = await self._insert("books", [_book_doc(b) for b in books])
+        for collection, ids, docs in (
+            ("trades", [t.entry_id for t in trades], [_trade_doc(t) for t in trades]),
+            ("books", [b.entry_id for b in books], [_book_doc(b) for b in books]),
+        ):
+            written, refused = await self._insert(collection, ids, docs)
+            result.written[collection] = written
+            result.rejected += refused
         return result
 
-    async def _insert(self, collection: str, docs: list[dict[str, Any]]) -> int:
+    async def _insert(
+        self, collection: str, ids: list[bytes], docs: list[dict[str, Any]]
+    ) -> tuple[int, Refused]:
         if not docs:
-            return 0
+            return 0, []
         assert self._db is not None
         try:
             reply = await self._db[collection].insert_many(docs, ordered=False)
-            return len(reply.inserted_ids)
+            return len(reply.inserted_ids), []
         except BulkWriteError as e:
-            errors = e.details.get("writeErrors", [])
-            others = [err for err in errors if err.get("code") != DUPLICATE_KEY]
-            if others:
-                raise FatalSinkError(f"mongodb refused {collection}: {others[0]}") from e
-            return int(e.details.get("nInserted", 0))  # the rest were already stored
-        except RETRYABLE as e:
-            raise RetryableSinkError(f"mongodb write failed: {e}") from e
+            refused = [(ids[index], why) for index, why in _refusals(e, collection)]
+            return int(e.details.get("nInserted", 0)), refused  # duplicates: already stored
+        except UNENCODABLE:
+            return await self._one_by_one(collection, ids, docs)
         except PyMongoError as e:
-            raise RetryableSinkError(f"mongodb write failed: {e}") from e
+            raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
+
+    async def _one_by_one(
+        self, collection: str, ids: list[bytes], docs: list[dict[str, Any]]
+    ) -> tuple[int, Refused]:
+        """Find the documents BSON cannot encode or the server refuses; store the others."""
+        assert self._db is not None
+        written, refused = 0, []
+        for entry_id, doc in zip(ids, docs, strict=True):
+            try:
+                await self._db[collection].insert_one(doc)
+                written += 1
+            except DuplicateKeyError:
+                pass  # already stored
+            except UNENCODABLE as e:
+                refused.append((entry_id, f"{collection}: {cause(e)}"))
+            except WriteError as e:
+                if e.code in TRANSIENT_CODES:
+                    raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
+                refused.append((entry_id, f"{collection}: {cause(e)}"))
+            except PyMongoError as e:
+                raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
+        return written, refused
+
+
+def _refusals(e: BulkWriteError, collection: str) -> list[tuple[int, str]]:
+    """The write errors of a batch that refuse a document for good (duplicates are not
+    errors here: a redelivered document is already stored). Raises RetryableSinkError if
+    any says "not now"."""
+    errors = [err for err in e.details.get("writeErrors", []) if err.get("code") != DUPLICATE_KEY]
+    if any(err.get("code") in TRANSIENT_CODES for err in errors):
+        raise RetryableSinkError(f"mongodb write failed: {errors[0]}") from e
+    return [
+        (int(err["index"]), f"{collection}: code {err.get('code')}: {err.get('errmsg')}")
+        for err in errors
+    ]
 
 
 def _trade_doc(t: TradeRow) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from marketdata import __version__
 from marketdata.cancelling import raise_if_cancelling
@@ -19,6 +21,7 @@ from marketdata.config import Config, mask_url
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
+from marketdata.persist.trouble import Trouble
 from marketdata.persist.worker import SinkState, SinkWorker
 from marketdata.spool import STREAMS
 
@@ -51,8 +54,18 @@ class PersistService:
             config.redis_url, socket_timeout=30, socket_connect_timeout=2
         )
         p = config.persist
+        self.redis_trouble = Trouble("redis", log)  # one Redis, one story: shared by workers
+        self.housekeeping_trouble = Trouble("spool housekeeping", log)
         self.workers = [
-            SinkWorker(self.redis, sink, p.consumer, p.batch, p.claim_idle_ms, self.metrics)
+            SinkWorker(
+                self.redis,
+                sink,
+                p.consumer,
+                p.batch,
+                p.claim_idle_ms,
+                self.metrics,
+                redis_trouble=self.redis_trouble,
+            )  # fmt: skip
             for sink in sinks
         ]
         self.http_port: int | None = None
@@ -100,25 +113,38 @@ class PersistService:
         while not self._stop.is_set():
             try:
                 await self.housekeep_once()
-            except (RedisError, OSError):
-                raise_if_cancelling()  # next second, unless we are stopping
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise_if_cancelling()  # Redis is down: the workers report it
+            except RedisError as e:  # refused: no permission for XTRIM, say
+                raise_if_cancelling()
+                self._housekeeping_failed(e)
+            else:
+                self.housekeeping_trouble.ok()
+                self.metrics.housekeeping_ok.set(1)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
+    def _housekeeping_failed(self, e: RedisError) -> None:
+        self.housekeeping_trouble.fail(e)
+        self.metrics.housekeeping_errors.inc()
+        self.metrics.housekeeping_ok.set(0)
+
     async def housekeep_once(self) -> None:
-        """Refresh pending/lag figures and states, then trim what all groups acknowledged."""
+        """Refresh pending/lag figures and states, then trim what all groups acknowledged
+        (the figures are refreshed even when trimming is refused)."""
         worst: dict[str, float] = {}
         now_ms = time.time() * 1000
-        for stream in STREAMS:
-            positions = await group_positions(self.redis, stream)
+        positions = {stream: await group_positions(self.redis, stream) for stream in STREAMS}
+        for stream, stream_positions in positions.items():
             name = stream.split(":", 1)[1]
-            for position in positions:
+            for position in stream_positions:
                 group, lag = position.name, lag_s(position, now_ms)
                 self.metrics.spool_pending.labels(group, name).set(position.pending)
                 self.metrics.spool_lag.labels(group, name).set(lag)
                 worst[group] = max(worst.get(group, 0.0), lag)
-            await trim(self.redis, stream, positions)
         for worker in self.workers:
             worker.update_lag(worst.get(worker.group, 0.0))
+        for stream, stream_positions in positions.items():
+            await trim(self.redis, stream, stream_positions)
 
     async def _start_http(self) -> web.AppRunner:
         app = web.Application()
@@ -133,12 +159,18 @@ class PersistService:
 
     async def _health(self, request: web.Request) -> web.Response:
         sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
-        available = all(w.state is not SinkState.UNAVAILABLE for w in self.workers)
+        available = not self.redis_trouble.active and all(
+            w.state is not SinkState.UNAVAILABLE for w in self.workers
+        )
+        # Housekeeping refused (the spool is not trimmed): degraded, yet still persisting.
+        healthy = available and not self.housekeeping_trouble.active
         body = {
-            "status": "ok" if available else "degraded",
+            "status": "ok" if healthy else "degraded",
             "version": __version__,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "sinks": sinks,
+            "redis": self.redis_trouble.status(),
+            "housekeeping": self.housekeeping_trouble.status(),
         }
         return web.Response(
             body=orjson.dumps(body), status=200 if available else 503,

@@ -16,10 +16,6 @@ class RetryableSinkError(SinkError):
     """The sink is unreachable or busy: the same batch may succeed later."""
 
 
-class FatalSinkError(SinkError):
-    """Retrying cannot help (bad credentials, schema conflict): stop loudly."""
-
-
 @dataclass
 class WriteResult:
     written: dict[str, int] = field(default_factory=dict)  # table -> rows newly stored
@@ -30,10 +26,19 @@ class Sink(Protocol):
     name: str
 
     async def start(self) -> None:
-        """Connect and create the schema. Raises RetryableSinkError or FatalSinkError."""
+        """Connect and create the schema. Raises RetryableSinkError: every failure to reach
+        or use the store (even bad credentials or a missing table) is retried, with backoff,
+        never fatal: a person can fix it while persist waits."""
 
     async def write(self, trades: list[TradeRow], books: list[BookRow]) -> WriteResult:
         """Store both lists atomically enough that a retry of the same rows is harmless
-        (idempotent on the natural keys). Rows the store refuses are reported, not raised."""
+        (idempotent on the natural keys). Rows the store refuses for what they hold are
+        reported in WriteResult.rejected, not raised: one bad row never blocks the others."""
 
     async def close(self) -> None: ...
+
+
+def cause(e: BaseException) -> str:
+    """One line for a log or a status: the exception's class and message."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -2,8 +2,11 @@
 
 Bulk path: COPY into a session temp table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING
 in one transaction, so redelivered rows are skipped by their keys. CHECK constraints refuse
-NaN, non-positive prices and negative quantities; if a batch trips one, its rows are retried
-one by one and only the offending rows are reported as rejected.
+NaN, non-positive prices and negative quantities. If a batch holds a row the database (or
+asyncpg, encoding it) refuses for what the row holds, its rows are retried one by one and only
+the offending rows are reported as rejected. Any other failure (unreachable, bad password,
+a table dropped under us) is retryable: the next write opens a new pool and re-creates the
+schema.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from marketdata.persist.rows import BookRow, TradeRow
-from marketdata.persist.sink import FatalSinkError, RetryableSinkError, WriteResult
+from marketdata.persist.sink import RetryableSinkError, WriteResult, cause
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS l2_snapshots_in (LIKE l2_snapshots) ON COMMIT DELETE ROWS;
 """
+CONNECT_TIMEOUT_S = 5.0
 RETRYABLE = (
     OSError,
     TimeoutError,
@@ -67,6 +71,11 @@ RETRYABLE = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
+# Refusals of one row for what it holds: retrying the same row cannot help. DataError is
+# SQLSTATE class 22 (numeric out of range, invalid text representation, ...) and also what
+# asyncpg raises when it cannot encode a query argument; COPY raises OverflowError for an
+# integer out of int64 range.
+ROW_LEVEL = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, OverflowError)
 
 
 class TimescaleSink:
@@ -80,17 +89,17 @@ class TimescaleSink:
     async def start(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=2, command_timeout=60
+                self._dsn, min_size=0, max_size=2, command_timeout=60, timeout=CONNECT_TIMEOUT_S
             )
             async with self._pool.acquire() as conn:
                 await conn.execute(SCHEMA)
                 self.hypertables = await _make_hypertables(conn)
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"postgresql unreachable: {e}") from e
-        except asyncpg.PostgresError as e:
+            raise RetryableSinkError(f"postgresql unreachable: {cause(e)}") from e
+        except asyncpg.PostgresError as e:  # bad password, no such database, no privilege
             await self.close()
-            raise FatalSinkError(f"postgresql refused the schema: {e}") from e
+            raise RetryableSinkError(f"postgresql refused: {cause(e)}") from e
         kind = "hypertables (timescaledb)" if self.hypertables else "plain tables (no timescaledb)"
         log.info("timescale sink ready: %s", kind)
 
@@ -109,11 +118,17 @@ class TimescaleSink:
             async with self._pool.acquire() as conn:
                 try:
                     return await _bulk(conn, trade_records, book_records)
-                except asyncpg.CheckViolationError:
+                except ROW_LEVEL:
                     return await _one_by_one(conn, trades, trade_records, books, book_records)
         except RETRYABLE as e:
             await self.close()  # a fresh pool next time
-            raise RetryableSinkError(f"postgresql write failed: {e}") from e
+            raise RetryableSinkError(f"postgresql write failed: {cause(e)}") from e
+        except asyncpg.UndefinedTableError as e:
+            await self.close()  # the next write starts again: the schema is re-created
+            raise RetryableSinkError(f"postgresql table missing, re-creating: {e}") from e
+        except asyncpg.PostgresError as e:
+            await self.close()
+            raise RetryableSinkError(f"postgresql refused the batch: {cause(e)}") from e
 
 
 async def _make_hypertables(conn: asyncpg.Connection) -> bool:
@@ -165,7 +180,7 @@ async def _one_by_one(
     books: list[BookRow],
     book_records: list[tuple[Any, ...]],
 ) -> WriteResult:
-    """Find the rows a CHECK constraint refuses; store all the others."""
+    """Find the rows the database refuses for what they hold; store all the others."""
     result = WriteResult(written={"trades": 0, "l2_snapshots": 0})
     work = [
         ("trades", TRADE_COLUMNS, [t.entry_id for t in trades], trade_records),
@@ -181,8 +196,8 @@ async def _one_by_one(
                     async with conn.transaction():  # a savepoint per row
                         status = await conn.execute(sql, *record)
                     result.written[table] += int(status.rsplit(" ", 1)[1])
-                except (asyncpg.CheckViolationError, asyncpg.DataError) as e:
-                    result.rejected.append((entry_id, f"{table}: {e}"))
+                except ROW_LEVEL as e:
+                    result.rejected.append((entry_id, f"{table}: {cause(e)}"))
     return result
 
 

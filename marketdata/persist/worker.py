@@ -2,6 +2,12 @@
 
 OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowledged);
 -> DEGRADED once they succeed again while the group is still far behind; -> OK.
+stop() ends run() after the batch in hand, or at once while the sink is failing: its
+entries stay pending in the group and are redelivered.
+
+Redis lost (down, restarted, refusing our password): retried with capped backoff, reported
+through the shared `redis` Trouble; on its return the worker starts over from its groups and
+its pending entries. A group that vanished (FLUSHALL, XGROUP DESTROY) is re-created.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -21,6 +28,7 @@ from marketdata.config import BatchConfig
 from marketdata.metrics import PersistMetrics
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
+from marketdata.persist.trouble import Trouble
 from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
 
 log = logging.getLogger(__name__)
@@ -28,8 +36,16 @@ log = logging.getLogger(__name__)
 DEAD_STREAM = "spool:dead"
 IDLE_BLOCK_MS = 1000
 DEGRADED_LAG_S = 5.0
+# What Redis answers when our group or stream went away (FLUSHALL, XGROUP DESTROY, a
+# restart without persistence): no group, or a blocked XREADGROUP whose key was deleted.
+VANISHED = ("NOGROUP", "UNBLOCKED")
 
 Batch = dict[str, list[Entry]]  # stream -> entries
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """stop() was called while the sink was failing: give up the batch in hand."""
 
 
 class SinkState(enum.IntEnum):
@@ -48,6 +64,7 @@ class SinkWorker:
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
+        redis_trouble: Trouble | None = None,
     ) -> None:
         self.redis = redis
         self.sink = sink
@@ -59,23 +76,63 @@ class SinkWorker:
         self.state = SinkState.UNAVAILABLE
         self.lag_s = 0.0
         self._clock = clock
-        self._stopping = False
+        self._stop = asyncio.Event()
+        self.sink_trouble = Trouble(f"{self.group} sink", log)
+        self.redis_trouble = redis_trouble or Trouble("redis", log)
+        self._redis_backoff = Backoff(0.1, 5.0)
+        self._sink_started = False
         self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
         self._set_state(SinkState.UNAVAILABLE)
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from run()."""
-        self._stopping = True
+        """Finish the batch in hand (unless the sink is failing), then return from run()."""
+        self._stop.set()
 
     async def run(self) -> None:
+        while True:
+            try:
+                await self._serve()
+                return
+            except Stopping:
+                log.info("%s: stopped while failing; its entries stay pending", self.group)
+                return
+            except (RedisError, OSError) as e:
+                raise_if_cancelling()
+                if await self._redis_failed(e):
+                    return
+
+    async def _redis_failed(self, e: RedisError | OSError) -> bool:
+        """Note the failure and wait before starting over; True if stopped meanwhile."""
+        if isinstance(e, ResponseError) and str(e).startswith(VANISHED):
+            log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
+            return False  # at once
+        self.redis_trouble.fail(e)
+        try:
+            await self._pause(self._redis_backoff.next_delay())
+        except Stopping:
+            return True
+        return False
+
+    def _redis_ok(self) -> None:
+        if self.redis_trouble.active or self._redis_backoff.attempt:
+            self.redis_trouble.ok()
+            self._redis_backoff.reset()
+
+    async def _serve(self) -> None:
+        """Groups, sink, pending entries, then batches until stopped. Raises RedisError or
+        OSError when Redis fails: run() starts over."""
         await self._ensure_groups()
-        await self._retrying(self.sink.start, "start")
+        if not self._sink_started:
+            await self._retrying(self.sink.start, "start")
+            self._sink_started = True
         recovered = await self._recover()
+        self._redis_ok()
         if recovered:
             log.info("%s: recovering %d pending entries", self.group, _count(recovered))
             await self._commit(recovered)
-        while not self._stopping or self._carry:
+        while not self._stop.is_set() or self._carry:
             batch = await self._read_batch()
+            self._redis_ok()
             if batch:
                 await self._commit(batch)
 
@@ -147,15 +204,20 @@ class SinkWorker:
             self.metrics.entries_dead.labels(stream).inc()
         result = await self._retrying(lambda: self.sink.write(trades, books), "write")
         assert isinstance(result, WriteResult)
-        for entry_id, why in result.rejected:
-            stream = TRADES_STREAM if any(t.entry_id == entry_id for t in trades) else BOOKS_STREAM
-            await self._bury(stream, entry_id, why, {})
-            self.metrics.rows_rejected.labels(self.group).inc()
-            log.error("%s refused %s %r: %s", self.group, stream, entry_id, why)
+        if result.rejected:
+            await self._bury_rejected(batch, result.rejected)
         for stream, entries in batch.items():
             ids = [entry_id for entry_id, _ in entries]
-            await self._retrying(lambda s=stream, i=ids: self.redis.xack(s, self.group, *i), "ack")
+            await self.redis.xack(stream, self.group, *ids)
         self._observe(result, trades, started)
+
+    async def _bury_rejected(self, batch: Batch, rejected: list[tuple[bytes, str]]) -> None:
+        where = {entry[0]: (stream, entry[1]) for stream, es in batch.items() for entry in es}
+        for entry_id, why in rejected:
+            stream, fields = where.get(entry_id, (BOOKS_STREAM, {}))
+            await self._bury(stream, entry_id, why, fields)
+            self.metrics.rows_rejected.labels(self.group).inc()
+            log.error("%s refused %s %r: %s", self.group, stream, entry_id, why)
 
     def _observe(self, result: WriteResult, trades: list[TradeRow], started: float) -> None:
         for table, rows in result.written.items():
@@ -170,26 +232,53 @@ class SinkWorker:
         """Keep what cannot be stored, with the reason, for a person to look at."""
         entry = {b"stream": stream, b"id": entry_id, b"error": why[:500]}
         entry.update({b"f:" + k: v for k, v in fields.items()})
-        await self._retrying(lambda: self.redis.xadd(DEAD_STREAM, entry), "dead-letter")
+        await self.redis.xadd(DEAD_STREAM, entry)
 
-    async def _retrying(self, call: Callable[[], object], what: str) -> object:
+    async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         backoff = Backoff(0.1, 5.0)
         while True:
             try:
-                result = await call()  # type: ignore[misc]
-            except (RetryableSinkError, RedisError, OSError) as e:
+                result = await self._attempt(call)
+            except RetryableSinkError as e:
                 raise_if_cancelling()
-                if self.state is not SinkState.UNAVAILABLE:
-                    log.error(
-                        "%s: %s failed, retrying (nothing acknowledged): %s", self.group, what, e
-                    )
+                self.metrics.sink_errors.labels(self.group).inc()
+                self.sink_trouble.fail(f"{what}: {e}")
                 self._set_state(SinkState.UNAVAILABLE)
-                await asyncio.sleep(backoff.next_delay())
+                await self._pause(backoff.next_delay())
                 continue
+            self.sink_trouble.ok()
             if self.state is SinkState.UNAVAILABLE:
-                log.info("%s: %s succeeded, sink available", self.group, what)
                 self._set_state(self._writing_state())
             return result
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
+        """The call; while the sink is failing, given up as soon as stop() is called."""
+        if self.state is not SinkState.UNAVAILABLE:
+            return await call()  # the batch in hand is finished, even when stopping
+        if self._stop.is_set():
+            raise Stopping
+        attempt = asyncio.ensure_future(call())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([attempt, stopped], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        finally:
+            stopped.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            raise Stopping
+        return attempt.result()
+
+    async def _pause(self, delay_s: float) -> None:
+        """Sleep before a retry; raises Stopping as soon as stop() is called."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay_s)
+        except TimeoutError:
+            return
+        raise Stopping
 
     def _writing_state(self) -> SinkState:
         """The state of a sink that writes: DEGRADED while it is far behind, else OK."""

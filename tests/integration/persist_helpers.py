@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
@@ -55,3 +57,24 @@ def persist_config(redis_url: str, dsn: str, **persist: Any) -> Config:
         "exchanges": {"binance_futures": {"symbols": ["BTCUSDT"]}},
     }
     return parse_config(raw, environ={})
+
+
+async def run_persist(service: Any) -> asyncio.Task[None]:
+    """Start a PersistService in this loop; returns once its HTTP server listens."""
+    task = asyncio.create_task(service.run())
+    while service.http_port is None:
+        assert not task.done(), "persist stopped before it listened"
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def drained(redis: aioredis.Redis, group: str, stream: str = TRADES_STREAM) -> bool:
+    """The group has read and acknowledged every entry of the stream."""
+    info = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+    return group in info and info[group]["pending"] == 0 and info[group]["lag"] == 0
+
+
+async def health(port: int) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/health") as response:
+            return response.status, await response.json()

@@ -1,0 +1,74 @@
+"""Housekeeping that Redis refuses (no permission for XTRIM) is logged once, shown on
+/health and in a metric, and its recovery logged: never silent."""
+
+from __future__ import annotations
+
+import logging
+
+from marketdata.persist.service import PersistService
+from marketdata.persist.timescale import TimescaleSink
+from marketdata.spool import TRADES_STREAM
+from tests.integration.persist_helpers import (
+    drained,
+    health,
+    persist_config,
+    run_persist,
+    spool_trades,
+)
+from tests.integration.scenario_runner import wait_until
+
+USER = "persist_notrim"
+
+
+async def test_refused_xtrim_is_told_and_its_recovery_too(redis_server, redis_client, pg, caplog):
+    caplog.set_level(logging.INFO, "marketdata.persist")
+    await redis_client.execute_command(
+        "ACL", "SETUSER", USER, "reset", "on", ">pw", "~*", "&*", "+@all", "-xtrim"
+    )
+    url = redis_server.url.replace("redis://", f"redis://{USER}:pw@")
+    service = PersistService(persist_config(url, pg.dsn), [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    try:
+        await spool_trades(redis_client, 0, 100)
+        assert await wait_until(lambda: drained(redis_client, "timescale"), 20)
+
+        async def refused() -> bool:
+            return not (await health(service.http_port))[1]["housekeeping"]["ok"]
+
+        assert await wait_until(refused, 10)
+        status, body = await health(service.http_port)
+        assert status == 200  # still persisting
+        assert body["status"] == "degraded"
+        assert "NoPermissionError" in body["housekeeping"]["error"]
+        assert _metric(service, "housekeeping_ok") == 0
+        assert _metric(service, "housekeeping_errors_total") >= 1
+        assert await redis_client.xlen(TRADES_STREAM) == 100  # not trimmed
+
+        await redis_client.execute_command("ACL", "SETUSER", USER, "+xtrim")
+
+        async def trimmed() -> bool:
+            return await redis_client.xlen(TRADES_STREAM) <= 1
+
+        assert await wait_until(trimmed, 10)
+        assert await wait_until(lambda: _housekeeping_ok(service), 10)
+        assert _metric(service, "housekeeping_ok") == 1
+    finally:
+        service.stop()
+        await task
+        await redis_client.execute_command("ACL", "DELUSER", USER)
+    lines = [r for r in caplog.records if r.getMessage().startswith("spool housekeeping")]
+    assert [r.levelno for r in lines] == [logging.ERROR, logging.INFO]  # once each
+    assert "NoPermissionError" in lines[0].getMessage()
+    assert "xtrim" in lines[0].getMessage()
+    assert "recovered after" in lines[1].getMessage()
+
+
+async def _housekeeping_ok(service: PersistService) -> bool:
+    status, body = await health(service.http_port)
+    return status == 200 and body["status"] == "ok" and body["housekeeping"]["ok"]
+
+
+def _metric(service: PersistService, name: str) -> float:
+    value = service.metrics.registry.get_sample_value(name)
+    assert value is not None
+    return value

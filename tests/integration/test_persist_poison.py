@@ -1,0 +1,150 @@
+"""Rows a sink refuses for what they hold go to spool:dead; a schema or password problem is
+retried. Neither ends `marketdata persist`."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from marketdata.persist.mongo import MongoSink
+from marketdata.persist.service import PersistService
+from marketdata.persist.timescale import TimescaleSink
+from marketdata.spool import TRADES_STREAM
+from tests.integration.persist_helpers import (
+    drained,
+    health,
+    persist_config,
+    row_counts,
+    run_persist,
+    spool_trades,
+    trade_fields,
+)
+from tests.integration.scenario_runner import wait_until
+from tests.mongo_double import FakeDatabase
+
+INT64_OVERFLOW = 2**63  # 9223372036854775808: one more than bigint holds
+
+
+async def _spool_with_poison(redis_client, validator_refused: int | None = None) -> None:
+    await spool_trades(redis_client, 0, 100)
+    poison = {**trade_fields(100), "trade_id": str(INT64_OVERFLOW)}  # decodes fine
+    await redis_client.xadd(TRADES_STREAM, poison)
+    if validator_refused is not None:
+        await redis_client.xadd(TRADES_STREAM, trade_fields(validator_refused))
+    await spool_trades(redis_client, 100, 100)
+
+
+async def test_trade_id_past_int64_goes_to_dead_and_the_rest_commits(
+    redis_server, redis_client, pg
+):
+    service = PersistService(persist_config(redis_server.url, pg.dsn), [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    try:
+        await _spool_with_poison(redis_client)
+
+        async def stored() -> bool:
+            return await row_counts(pg.dsn) == (200, 200)
+
+        assert await wait_until(stored, 20), await row_counts(pg.dsn)
+        assert await wait_until(lambda: drained(redis_client, "timescale"), 10)
+        assert not task.done(), task.exception()
+        await spool_trades(redis_client, 200, 100)  # and it goes on
+        assert await wait_until(lambda: _rows(pg.dsn, 300), 20)
+    finally:
+        service.stop()
+        await task
+    dead = await redis_client.xrange("spool:dead")
+    assert len(dead) == 1
+    fields = dead[0][1]
+    assert fields[b"f:trade_id"] == str(INT64_OVERFLOW).encode()
+    assert b"int64" in fields[b"error"] or b"out of range" in fields[b"error"]
+
+
+async def test_mongo_buries_documents_it_refuses(redis_server, redis_client):
+    db = FakeDatabase()
+    db["trades"].validator = lambda doc: doc["trade_id"] != 150
+    config = persist_config(
+        redis_server.url, "postgresql://unused@127.0.0.1/x", timescale={"enabled": False}
+    )
+    service = PersistService(config, [MongoSink("mongodb://unused", "md", db)])
+    task = await run_persist(service)
+    try:
+        await _spool_with_poison(redis_client)
+
+        async def stored() -> bool:
+            return len(db["trades"].docs) == 199  # 150 refused by the validator
+
+        assert await wait_until(stored, 20)
+        assert await wait_until(lambda: drained(redis_client, "mongo"), 10)
+        assert not task.done(), task.exception()
+    finally:
+        service.stop()
+        await task
+    dead = await redis_client.xrange("spool:dead")
+    reasons = {fields[b"f:trade_id"]: fields[b"error"].decode() for _, fields in dead}
+    assert len(dead) == 2
+    assert "8-byte ints" in reasons[str(INT64_OVERFLOW).encode()]
+    assert "code 121" in reasons[b"150"]
+
+
+async def test_table_dropped_under_a_live_persist_is_recreated(redis_server, redis_client, pg):
+    service = PersistService(persist_config(redis_server.url, pg.dsn), [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    try:
+        await spool_trades(redis_client, 0, 100)
+        assert await wait_until(lambda: _rows(pg.dsn, 100), 20)
+        conn = await asyncpg.connect(pg.dsn)
+        await conn.execute("DROP TABLE trades")
+        await conn.close()
+        await spool_trades(redis_client, 100, 100)
+        assert await wait_until(lambda: _rows(pg.dsn, 100, first=100), 20)
+        assert await wait_until(lambda: drained(redis_client, "timescale"), 10)
+        assert not task.done(), task.exception()
+    finally:
+        service.stop()
+        await task
+
+
+async def test_wrong_password_is_retried_and_shown(redis_server, redis_client, pg, caplog):
+    dsn = pg.add_password_role("locked", "right").replace(":right@", ":wrong@")
+    service = PersistService(persist_config(redis_server.url, dsn), [TimescaleSink(dsn)])
+    task = await run_persist(service)
+    try:
+        await spool_trades(redis_client, 0, 10)
+
+        async def retried() -> bool:
+            return _metric(service, "sink_errors_total", sink="timescale") >= 3
+
+        assert await wait_until(retried, 20)
+        assert not task.done(), task.exception()
+        status, body = await health(service.http_port)
+        assert status == 503
+        assert body["sinks"]["timescale"]["state"] == "UNAVAILABLE"
+    finally:
+        service.stop()
+        await task
+    assert await _unacked(redis_client) == 10  # nothing acknowledged
+    causes = [r for r in caplog.records if "password authentication failed" in r.getMessage()]
+    assert len(causes) == 1, [r.getMessage() for r in causes]  # the cause, once
+    assert causes[0].levelno == logging.ERROR
+
+
+async def _rows(dsn: str, n: int, first: int = 0) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        count = await conn.fetchval("SELECT count(*) FROM trades WHERE trade_id >= $1", first)
+    except asyncpg.UndefinedTableError:
+        return False
+    finally:
+        await conn.close()
+    return int(count) == n
+
+
+async def _unacked(redis_client) -> int:
+    info = {g["name"].decode(): g for g in await redis_client.xinfo_groups(TRADES_STREAM)}
+    return int(info["timescale"]["pending"]) + int(info["timescale"]["lag"])
+
+
+def _metric(service: PersistService, name: str, **labels: str) -> float:
+    return service.metrics.registry.get_sample_value(name, labels) or 0.0
