@@ -176,7 +176,8 @@ class TradeGaps:
             async with asyncio.timeout_at(self._deadline):
                 while self._pending:
                     gap = self._pending[0]
-                    await self._fetch(gap)
+                    if await self._fetch(gap) and not await self._opener_exists(gap):
+                        self._drop_outlier(gap)
                     if self._pending and self._pending[0] is gap:
                         self._settled.append(self._pending.pop(0))
             reason = ""
@@ -185,9 +186,10 @@ class TradeGaps:
         self._task = None
         self._release(reason)
 
-    async def _fetch(self, gap: _Gap) -> None:
+    async def _fetch(self, gap: _Gap) -> bool:
         """Page through the gap; stop when it is covered, the exchange has no more, or
-        requests have failed `attempts` times."""
+        requests have failed `attempts` times. True: the exchange ran out of trades before
+        the end of the gap."""
         from_id, failures = gap.first, 0
         while from_id <= gap.last:
             limit = min(self._limits.page_limit, gap.last - from_id + 1)
@@ -196,13 +198,46 @@ class TradeGaps:
                 failures += 1
                 if failures >= self._limits.attempts:
                     gap.failure = f"{failures} requests failed"
-                    return
+                    return False
                 await asyncio.sleep(self._limits.retry_delay_s * failures)
                 continue
             gap.found.extend(t for t in page if from_id <= t.trade_id <= gap.last)
             if len(page) < limit or page[-1].trade_id < from_id:
-                return  # the exchange has nothing more
+                return not gap.found or gap.found[-1].trade_id < gap.last
             from_id = page[-1].trade_id + 1
+        return False
+
+    async def _opener_exists(self, gap: _Gap) -> bool:
+        """The exchange has no trades up to the one that opened the gap: does it know that
+        one? Asked only while nothing has come after it (a later trade would have decided
+        already); no answer counts as yes."""
+        if not self._opener_is_last(gap):
+            return True
+        page = await self._fetch_page(gap.opener, 1)
+        return page is None or (bool(page) and page[0].trade_id == gap.opener)
+
+    def _opener_is_last(self, gap: _Gap) -> bool:
+        held = self._held
+        return bool(held) and held[-1].trade_id == gap.opener and self._pending[-1] is gap
+
+    def _drop_outlier(self, gap: _Gap) -> None:
+        """The exchange never had the trade that opened the gap: an outlier. Drop it; the
+        trades the exchange does have go where it was, and the sequence goes on after them."""
+        held = self._held
+        if not held or not self._opener_is_last(gap):
+            return  # a trade came meanwhile and settled it
+        held.pop()
+        last = gap.found[-1].trade_id if gap.found else gap.first - 1
+        self._ids.rewind(last + 1)
+        self._out_of_sequence.inc()
+        log.warning("%s: trade id %d was out of sequence (the exchange has none after %d): "
+                    "dropped", self._name, gap.opener, last)  # fmt: skip
+        if gap.found:
+            gap.last = last
+            self._settle(gap, "")
+            held.extend(gap.found)
+            self._backfilled.inc(len(gap.found))
+        gap.found, gap.last = [], gap.first - 1  # nothing left to publish or settle
 
     def _release(self, reason: str) -> None:
         """Publish the fetched trades, each gap's just before the live trade that revealed
@@ -230,6 +265,8 @@ class TradeGaps:
 
     def _settle(self, gap: _Gap, reason: str) -> None:
         lost = gap.size - len(gap.found)
+        if gap.size == 0:
+            return  # there was no gap: the trade that opened it was an outlier
         if lost == 0:
             log.info("%s: trade ids %d..%d backfilled (%d trades)",
                      self._name, gap.first, gap.last, gap.size)  # fmt: skip

@@ -49,6 +49,11 @@ class TradeIds:
             return Verdict.NEXT
         return self._off_sequence(trade_id, expected)
 
+    def rewind(self, next_id: int) -> None:
+        """The last jump was an outlier after all: expect `next_id` next."""
+        self.next_id = next_id
+        self._jump = None
+
     def _off_sequence(self, trade_id: int, expected: int) -> Verdict:
         jump, self._jump = self._jump, None
         if jump is not None:

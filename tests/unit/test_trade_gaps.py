@@ -22,10 +22,13 @@ def trade(trade_id: int, backfilled: bool = False) -> Trade:
 class History:
     """The exchange's past trades; `fail` requests fail first, `stall` ones never answer."""
 
-    def __init__(self, last_id: int, fail: int = 0, stall: bool = False) -> None:
+    def __init__(
+        self, last_id: int, fail: int = 0, stall: bool = False, holes: range = range(0)
+    ) -> None:
         self.last_id = last_id
         self.fail = fail
         self.stall = stall
+        self.holes = holes  # ids the exchange does not return
         self.requests: list[tuple[int, int]] = []
 
     async def page(self, from_id: int, limit: int) -> list[Trade] | None:
@@ -36,7 +39,8 @@ class History:
         if self.fail:
             self.fail -= 1
             return None
-        return [trade(i, True) for i in range(from_id, min(from_id + limit, self.last_id + 1))]
+        ids = (i for i in range(from_id, self.last_id + 1) if i not in self.holes)
+        return [trade(i, True) for i, _ in zip(ids, range(limit), strict=False)]
 
 
 class Run:
@@ -159,3 +163,25 @@ async def test_close_publishes_what_is_held(pending: bool) -> None:
     await run.gaps.close()
     assert run.ids() == ([1, 4, 5] if pending else [1, 2, 3, 4, 5])
     assert run.count("trades_lost_total") == (2 if pending else 0)
+
+
+async def test_an_outlier_the_exchange_never_had_is_dropped_even_on_a_quiet_stream() -> None:
+    run = Run(History(last_id=3))
+    run.feed(1, 2, 9)  # nothing comes after 9 to tell; the exchange's history does
+    await run.settled()
+    assert run.ids() == [1, 2, 3]
+    assert run.history.requests == [(3, 6), (9, 1)]
+    run.feed(4, 5)
+    assert run.ids() == [1, 2, 3, 4, 5]
+    assert run.count("trades_lost_total") == 0
+    assert run.count("trades_out_of_sequence_total") == 1
+
+
+async def test_ids_the_exchange_cannot_return_are_lost_and_the_sequence_goes_on() -> None:
+    run = Run(History(last_id=9, holes=range(4, 9)))
+    run.feed(1, 2, 9)
+    await run.settled()
+    run.feed(10)
+    assert run.ids() == [1, 2, 3, 9, 10]
+    assert run.count("trades_lost_total") == 5
+    assert run.count("trades_out_of_sequence_total") == 0
