@@ -218,7 +218,9 @@ class TradeGaps:
 
     def _opener_is_last(self, gap: _Gap) -> bool:
         held = self._held
-        return bool(held) and held[-1].trade_id == gap.opener and self._pending[-1] is gap
+        if not held or not self._pending:
+            return False
+        return held[-1].trade_id == gap.opener and self._pending[-1] is gap
 
     def _drop_outlier(self, gap: _Gap) -> None:
         """The exchange never had the trade that opened the gap: an outlier. Drop it; the
