@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         ("silence-every", "with --silence-ms: go silent after every N frames (default 100)"),
     ):
         faults.add_argument(f"--{flag}", type=int, metavar="N", help=text)
+    faults.add_argument("--disconnect-streams", metavar="A,B",
+                        help="--disconnect-every cuts only connections carrying these streams "
+                        "(e.g. aggTrade)")  # fmt: skip
     faults.add_argument("--silence-ms", type=int, metavar="MS", help="length of each silence")
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
     faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
@@ -232,6 +235,10 @@ def _scenario(args: argparse.Namespace) -> Any:
     }  # fmt: skip
     if args.retry_after is not None:
         given["retry_after_s"] = args.retry_after
+    if args.disconnect_streams:
+        given["disconnect_streams"] = frozenset(
+            s.strip().lower() for s in args.disconnect_streams.split(",")
+        )
     if args.silence_symbols:
         given["silence_symbols"] = frozenset(
             s.strip().upper() for s in args.silence_symbols.split(",")

@@ -60,6 +60,7 @@ class Trade:
     side: Side  # the taker's side
     exchange_ts: int  # trade time, ms
     recv_ts: float
+    backfilled: bool = False  # fetched over REST to fill a gap in the stream's ids
 
 
 @dataclass(slots=True)

@@ -40,18 +40,19 @@ def orderbook_message(
 
 
 def trade_message(trade: Trade) -> bytes:
-    return orjson.dumps(
-        {
-            "exchange": trade.exchange,
-            "symbol": trade.symbol,
-            "trade_id": trade.trade_id,
-            "price": trade.price_text,
-            "qty": trade.qty_text,
-            "side": trade.side,
-            "exchange_ts": trade.exchange_ts,
-            "ts": int(trade.recv_ts * 1000),
-        }
-    )
+    message: dict[str, object] = {
+        "exchange": trade.exchange,
+        "symbol": trade.symbol,
+        "trade_id": trade.trade_id,
+        "price": trade.price_text,
+        "qty": trade.qty_text,
+        "side": trade.side,
+        "exchange_ts": trade.exchange_ts,
+        "ts": int(trade.recv_ts * 1000),
+    }
+    if trade.backfilled:  # fetched over REST after a gap; `ts` is when that reply came
+        message["backfilled"] = True
+    return orjson.dumps(message)
 
 
 def market_data_message(

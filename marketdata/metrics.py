@@ -78,6 +78,27 @@ class Metrics:
         self.trades_duplicate = HotCounter(
             "trades_duplicate", "Trades skipped as repeats of an id already seen", (), r
         )
+        self.trade_gaps = Counter(
+            "trade_gaps", "Gaps found in a symbol's trade ids (each fetched, or counted lost)",
+            SYMBOL, registry=r,
+        )  # fmt: skip
+        self.trades_backfilled = Counter(
+            "trades_backfilled", "Missing trades fetched over REST and published", SYMBOL,
+            registry=r,
+        )  # fmt: skip
+        self.trades_lost = Counter(
+            "trades_lost", "Trade ids in gaps that could not be fetched", SYMBOL, registry=r
+        )
+        self.trades_out_of_sequence = Counter(
+            "trades_out_of_sequence",
+            "Trades whose id left the sequence: an outlier the next trade went back from, or "
+            "a restart far below",
+            SYMBOL, registry=r,
+        )  # fmt: skip
+        self.trade_backfill_requests = Counter(
+            "trade_backfill_requests", "REST requests for missing trades, by HTTP status or error",
+            ("status",), registry=r,
+        )  # fmt: skip
         self.trades_dropped = Counter(
             "trades_dropped", "Trades dropped because the pending buffer was full", registry=r
         )

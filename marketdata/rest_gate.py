@@ -1,4 +1,4 @@
-"""REST snapshot discipline, shared by every symbol of one exchange.
+"""REST discipline (snapshots, trade backfills), shared by every symbol of one exchange.
 
 - Requests are spaced by `min_spacing_s`, so many symbols resyncing at once are staggered.
 - Used weight is tracked from the exchange's header (Binance: X-MBX-USED-WEIGHT-1M) and
@@ -70,7 +70,7 @@ class RestGate:
             if status == 418:
                 wait = max(wait, BAN_FLOOR_S)
             self.blocked_until = max(self.blocked_until, self._clock() + min(wait, MAX_WAIT_S))
-            log.warning("snapshot requests %s: none for %.0fs", _WHY[status], wait)
+            log.warning("REST requests %s: none for %.0fs", _WHY[status], wait)
 
     def _roll_minute(self) -> None:
         minute = int(self._wall() // 60)

@@ -2,7 +2,8 @@
 drains. Entries are flat string fields, readable with `redis-cli XRANGE spool:trades - +`.
 
 spool:trades  one entry per trade: exchange, symbol, trade_id, price, qty, side,
-              exchange_ts (ms), recv_ts (ms, with microseconds)
+              exchange_ts (ms), recv_ts (ms, with microseconds); backfilled "1" on a
+              trade fetched over REST to fill a gap in the stream
 spool:books   one top-N snapshot per symbol every snapshot_interval_ms: exchange, symbol,
               last_update_id, time (ms, when sampled), exchange_ts, recv_ts, bids, asks
               (JSON [[price, qty], ...])
@@ -30,7 +31,7 @@ Fields = dict[bytes | str, bytes | str]
 
 
 def trade_entry(trade: Trade) -> dict[str, str]:
-    return {
+    entry = {
         "exchange": trade.exchange,
         "symbol": trade.symbol,
         "trade_id": str(trade.trade_id),
@@ -40,6 +41,9 @@ def trade_entry(trade: Trade) -> dict[str, str]:
         "exchange_ts": str(trade.exchange_ts),
         "recv_ts": f"{trade.recv_ts * 1000:.3f}",
     }
+    if trade.backfilled:
+        entry["backfilled"] = "1"
+    return entry
 
 
 def book_entry(

@@ -12,6 +12,7 @@ from marketdata.market_stats import RollingTradeStats
 from marketdata.messages import market_data_message, orderbook_message
 from marketdata.spool import book_entry
 from marketdata.sync import BookSync
+from marketdata.trade_ids import TradeIds
 
 
 class SymbolState:
@@ -21,17 +22,13 @@ class SymbolState:
         self.channels: Channels = channels_for(exchange, symbol)
         self.sync = BookSync(rule)
         self.stats = RollingTradeStats()
-        self.last_trade_id = -1
+        self.trade_ids = TradeIds()  # repeats and gaps in the trade ids
         self.last_recv_ts = 0.0  # receive time of the last diff applied
         self.book_unpublished = False  # a diff was applied since the book was last published
 
-    def accept_trade(self, trade: Trade) -> bool:
-        """Record a trade; False for a repeat of one already seen (e.g. after a reconnect)."""
-        if trade.trade_id <= self.last_trade_id:
-            return False
-        self.last_trade_id = trade.trade_id
+    def record_trade(self, trade: Trade) -> None:
+        """A trade about to be published (in id order; trade_ids has sorted out repeats)."""
         self.stats.add(trade)
-        return True
 
     def render_orderbook(self, depth: int) -> bytes | None:
         """Top-`depth` book JSON, or None while the book is not synced."""

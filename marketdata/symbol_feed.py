@@ -21,6 +21,8 @@ from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.sync import BREAKS, Outcome
+from marketdata.trade_gaps import GapLimits, TradeGaps
+from marketdata.trade_history import TradeHistory
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,12 @@ class SymbolFeed:
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("book_ticker")
+        self._trades_accepted = metrics.trades_processed.labels()
+        history = TradeHistory(adapter, state.symbol, session, gate, metrics)
+        self._trade_gaps = TradeGaps(
+            adapter.name, state.symbol, state.trade_ids, self._publish_trade, history.page,
+            metrics, GapLimits(page_limit=adapter.agg_trades_limit),
+        )  # fmt: skip
         self._latency = metrics.processing_latency
         self._lag = metrics.exchange_lag
         book_url, trades_url = adapter.stream_urls(state.symbol)
@@ -96,6 +104,7 @@ class SymbolFeed:
     async def close(self) -> None:
         if self._snapshot_task is not None:
             self._snapshot_task.cancel()
+        await self._trade_gaps.close()
 
     def readiness_problems(self, now: float, stale_after_s: float) -> list[str]:
         """Why this symbol is not ready ([] when it is)."""
@@ -180,11 +189,12 @@ class SymbolFeed:
 
     def _on_trade(self, trade: Trade) -> None:
         self._trades_seen.inc()
-        if self.state.accept_trade(trade):
-            self._metrics.trades_processed.inc()
-            self._publisher.trade(self.state, trade)
-        else:
-            self._metrics.trades_duplicate.inc()
+        self._trade_gaps.on_trade(trade)  # calls _publish_trade, in id order
+
+    def _publish_trade(self, trade: Trade) -> None:
+        self.state.record_trade(trade)
+        self._trades_accepted.inc()
+        self._publisher.trade(self.state, trade)
 
     def _broken(self, outcome: Outcome, diff: DepthDiff | None) -> None:
         self._set_synced(False)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from marketdata.continuity import ContinuityRule
-from marketdata.events import BookSnapshot, Event, Level
+from marketdata.events import BookSnapshot, Event, Level, Trade
 
 _INF = math.inf
 
@@ -25,6 +25,8 @@ class ExchangeAdapter(Protocol):
     name: str
     continuity: ContinuityRule
     snapshot_weight: int  # request weight of one snapshot, for the REST gate
+    agg_trades_weight: int  # request weight of one page of past trades
+    agg_trades_limit: int  # most trades one page may hold
 
     def stream_urls(self, symbol: str) -> list[str]:
         """WebSocket URLs to open for one symbol (each one connection)."""
@@ -44,6 +46,12 @@ class ExchangeAdapter(Protocol):
 
     def parse_snapshot(self, symbol: str, body: bytes, recv_ts: float) -> BookSnapshot:
         """The REST snapshot body. Raises MalformedMessage."""
+
+    def agg_trades_url(self, symbol: str, from_id: int, limit: int) -> str:
+        """REST URL of up to `limit` past trades of one symbol, from id `from_id` on."""
+
+    def parse_agg_trades(self, symbol: str, body: bytes, recv_ts: float) -> list[Trade]:
+        """That page's trades, oldest first, marked backfilled. Raises MalformedMessage."""
 
 
 def parse_levels(raw: Any, where: str) -> list[Level]:

@@ -1,4 +1,4 @@
-"""Binance USD-M futures: routed WebSocket streams and the REST depth snapshot.
+"""Binance USD-M futures: routed WebSocket streams, the REST depth snapshot and aggTrades.
 
 Depth and bookTicker come on `/public/stream`, aggTrade on `/market/stream` (the unrouted
 URL no longer carries trades). Combined streams wrap each event:
@@ -27,6 +27,13 @@ DEFAULT_REST_URL = "https://fapi.binance.com"
 SNAPSHOT_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 SNAPSHOT_LIMITS = tuple(SNAPSHOT_WEIGHTS)
 DEPTH_STREAM = "depth@100ms"
+AGG_TRADES_WEIGHT = 20  # GET /fapi/v1/aggTrades, whatever its limit
+AGG_TRADES_MAX_LIMIT = 1000
+# aggTrade ids count a symbol's trades from 0: the busiest symbols are in the billions after
+# years. 2**53 is where the venue's own JSON (read as doubles by most clients) stops being
+# exact; at a million trades a second it would take 285 years to reach. An id past it is a
+# corrupt frame, not a trade, and must not become the sequence's high-water mark.
+MAX_TRADE_ID = 2**53
 
 _EMPTY: tuple[Event, ...] = ()
 
@@ -45,6 +52,8 @@ class BinanceFutures:
         self.rest_url = rest_url.rstrip("/")
         self.snapshot_limit = snapshot_limit
         self.snapshot_weight = SNAPSHOT_WEIGHTS[snapshot_limit]
+        self.agg_trades_weight = AGG_TRADES_WEIGHT
+        self.agg_trades_limit = AGG_TRADES_MAX_LIMIT
 
     def stream_urls(self, symbol: str) -> list[str]:
         s = symbol.lower()
@@ -66,6 +75,27 @@ class BinanceFutures:
             return {str(s["symbol"]): str(s["status"]) for s in data["symbols"]}
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:
             raise MalformedMessage("bad_shape", f"exchangeInfo: {describe(e)}") from None
+
+    def agg_trades_url(self, symbol: str, from_id: int, limit: int) -> str:
+        """REST URL of up to `limit` aggTrades of one symbol, from id `from_id` on."""
+        query = urlencode({"symbol": symbol.upper(), "fromId": from_id, "limit": limit})
+        return f"{self.rest_url}/fapi/v1/aggTrades?{query}"
+
+    def parse_agg_trades(self, symbol: str, body: bytes, recv_ts: float) -> list[Trade]:
+        """The GET /fapi/v1/aggTrades body: `[{"a","p","q","f","l","T","m"}, ...]`, oldest
+        first. The trades are marked backfilled. Raises MalformedMessage."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise MalformedMessage("bad_json", f"{symbol} aggTrades: {e}") from None
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise MalformedMessage("bad_shape", f"{symbol} aggTrades is not a list of objects")
+        try:
+            return [_trade(symbol, d, recv_ts, True) for d in data]
+        except KeyError as e:
+            raise MalformedMessage(
+                "missing_field", f"{symbol} aggTrades entry has no {e}"
+            ) from None
 
     def parse(self, frame: bytes | str, recv_ts: float) -> Sequence[Event]:
         try:
@@ -137,7 +167,11 @@ def _depth(data: dict[str, Any], recv_ts: float) -> DepthDiff:
 
 
 def _agg_trade(data: dict[str, Any], recv_ts: float) -> Trade:
-    symbol = _symbol(data)
+    return _trade(_symbol(data), data, recv_ts, False)
+
+
+def _trade(symbol: str, data: dict[str, Any], recv_ts: float, backfilled: bool) -> Trade:
+    """One aggTrade's fields (`a p q T m`), from the stream or from GET /fapi/v1/aggTrades."""
     price_text, qty_text = data["p"], data["q"]
     price = to_number(price_text, f"{symbol} trade price")
     qty = to_number(qty_text, f"{symbol} trade qty")
@@ -146,10 +180,13 @@ def _agg_trade(data: dict[str, Any], recv_ts: float) -> Trade:
     buyer_is_maker = data["m"]
     if not isinstance(buyer_is_maker, bool):
         raise MalformedMessage("bad_type", f"{symbol} trade 'm' is {buyer_is_maker!r}")
+    trade_id = to_int(data["a"], "a")
+    if not 0 <= trade_id <= MAX_TRADE_ID:
+        raise MalformedMessage("bad_ids", f"{symbol} aggTrade id {trade_id} out of range")
     return Trade(
         exchange=NAME,
         symbol=symbol,
-        trade_id=to_int(data["a"], "a"),
+        trade_id=trade_id,
         price=price,
         qty=qty,
         price_text=price_text,
@@ -157,6 +194,7 @@ def _agg_trade(data: dict[str, Any], recv_ts: float) -> Trade:
         side="sell" if buyer_is_maker else "buy",
         exchange_ts=to_int(data["T"], "T"),
         recv_ts=recv_ts,
+        backfilled=backfilled,
     )
 
 

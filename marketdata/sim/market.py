@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -17,6 +19,7 @@ from sortedcontainers import SortedDict
 KNOWN_PRICES = {"BTCUSDT": 60000.0, "ETHUSDT": 3000.0, "SOLUSDT": 150.0, "BNBUSDT": 600.0}
 INITIAL_LEVELS = 300
 TRADE_PROBABILITY = 0.3
+RECENT_TRADES = 10_000  # kept for GET /fapi/v1/aggTrades (the exchange keeps them all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class SimMarket:
         self.asks = SortedDict({mid + i: self._lots() for i in levels})
         self.last_id = 1_000_000_000 + self._rng.randrange(1_000_000)
         self.trade_id = 10_000_000
+        self.recent_trades: deque[dict[str, Any]] = deque(maxlen=RECENT_TRADES)
         self.now_ms = start_ms
         self._bbo = self._best()
 
@@ -53,6 +57,22 @@ class SimMarket:
             "bids": [[self._price(p), self._qty(q)] for p, q in bids],
             "asks": [[self._price(p), self._qty(q)] for p, q in asks],
         }
+
+    def agg_trades(self, from_id: int | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` recent trades as GET /fapi/v1/aggTrades renders them: from id
+        `from_id` on (from the oldest one kept, if it is older), else the latest."""
+        trades = self.recent_trades
+        if not trades:
+            return []
+        if from_id is None:
+            start = max(0, len(trades) - limit)
+        else:
+            start = max(0, from_id - trades[0]["a"])  # ids are contiguous
+        end = min(len(trades), start + limit)
+        return [
+            {k: t[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+            for t in islice(trades, start, end)
+        ]
 
     def step(self, now_ms: int) -> StepFrames:
         """Advance the market by one depth event (and maybe a trade)."""
@@ -94,11 +114,13 @@ class SimMarket:
         qty = self._rng.randint(1, book[price])
         self._set(side, price, book[price] - qty, changes)
         self.trade_id += 1
-        return {
+        trade = {
             "e": "aggTrade", "E": self.now_ms, "a": self.trade_id, "s": self.symbol,
             "p": self._price(price), "q": self._qty(qty), "f": self.trade_id * 3,
             "l": self.trade_id * 3 + 2, "T": self.now_ms, "m": not taker_buys,
         }  # fmt: skip
+        self.recent_trades.append(trade)
+        return trade
 
     def _churn(self, changes: dict[tuple[str, int], int]) -> None:
         side = "b" if self._rng.random() < 0.5 else "a"

@@ -18,7 +18,8 @@ class Scenario:
     gap_every: int = 0  # drop every N-th depth diff: the id chain breaks
     duplicate_every: int = 0  # send every N-th depth diff twice
     reorder_every: int = 0  # send every N-th depth diff after the one that follows it
-    disconnect_every: int = 0  # close each connection after N frames
+    disconnect_every: int = 0  # close each connection after N frames...
+    disconnect_streams: frozenset[str] = frozenset()  # ...carrying one of these ("aggtrade")
     silence_ms: int = 0  # a symbol's streams stop for this long (on every connection)...
     silence_every: int = 100  # ...after every N frames of one connection
     silence_symbols: frozenset[str] = frozenset()  # only these symbols (empty: all)
@@ -50,13 +51,14 @@ async def _connection_faults(
     if scenario.silence_symbols:
         symbols &= scenario.silence_symbols
     silent = bool(scenario.silence_ms and symbols)
+    cut_every = scenario.disconnect_every if _cut(scenario, streams) else 0
     sent = 0
     async for frame in frames:
         if not scenario.enabled:
             yield frame
             continue
         sent += 1
-        if scenario.disconnect_every and sent % scenario.disconnect_every == 0:
+        if cut_every and sent % cut_every == 0:
             raise Disconnect
         if silent:
             await _keep_silence(scenario, symbols, start=sent % scenario.silence_every == 0)
@@ -65,6 +67,12 @@ async def _connection_faults(
         if scenario.oversize_every and sent % scenario.oversize_every == 0:
             yield b'{"stream":"x","data":"' + b"x" * OVERSIZE_BYTES + b'"}'
         yield frame
+
+
+def _cut(scenario: Scenario, streams: set[str]) -> bool:
+    """Whether disconnect_every applies to a connection carrying these streams."""
+    kinds = {k.lower() for k in scenario.disconnect_streams}
+    return not kinds or any(kind in s.lower() for s in streams for kind in kinds)
 
 
 async def _keep_silence(scenario: Scenario, symbols: set[str], start: bool) -> None:

@@ -2,6 +2,7 @@
 
 REST  GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000
       GET /fapi/v1/exchangeInfo                                         (the symbol list)
+      GET /fapi/v1/aggTrades?symbol=BTCUSDT&fromId=10000001&limit=1000  (recent ones)
 WS    /public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   (depth, bookTicker)
       /market/stream?streams=btcusdt@aggTrade                          (trades)
       /public/ws/<stream>, /market/ws/<stream>                          (raw, unwrapped)
@@ -19,7 +20,7 @@ import time
 import orjson
 from aiohttp import WSMsgType, web
 
-from marketdata.exchanges.binance_futures import SNAPSHOT_LIMITS
+from marketdata.exchanges.binance_futures import AGG_TRADES_MAX_LIMIT, SNAPSHOT_LIMITS
 from marketdata.sim.scenarios import Disconnect, Scenario, apply
 from marketdata.sim.sources import Source
 
@@ -33,6 +34,7 @@ ROUTES = {
     "market": ("@aggtrade", "@trade", "@kline", "@markprice"),
 }
 BAD_LIMIT = orjson.dumps({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."})
+NO_SYMBOL = b'{"code":-1102,"msg":"Mandatory parameter symbol"}'
 
 
 def create_app(
@@ -44,6 +46,7 @@ def create_app(
     app[SCENARIO] = scenario or Scenario()
     app.router.add_get("/fapi/v1/depth", depth_snapshot)
     app.router.add_get("/fapi/v1/exchangeInfo", exchange_info)
+    app.router.add_get("/fapi/v1/aggTrades", agg_trades)
     app.router.add_get("/{route:public|market}/stream", combined_stream)
     app.router.add_get("/{route:public|market}/ws/{stream}", raw_stream)
     return app
@@ -70,7 +73,7 @@ async def depth_snapshot(request: web.Request) -> web.Response:
     if limit not in SNAPSHOT_LIMITS:
         return web.Response(status=400, body=BAD_LIMIT, content_type="application/json")
     if not symbol:
-        return web.Response(status=400, body=b'{"code":-1102,"msg":"Mandatory parameter symbol"}')
+        return web.Response(status=400, body=NO_SYMBOL)
     scenario = request.app[SCENARIO]
     loop_time = asyncio.get_running_loop().time()
     failed = sum(1 for _, _, status in scenario.snapshot_log if status == scenario.snapshot_status)
@@ -83,6 +86,22 @@ async def depth_snapshot(request: web.Request) -> web.Response:
         return web.Response(status=scenario.snapshot_status, body=body, headers=headers)
     status, body = request.app[SOURCE].snapshot(symbol, limit)
     scenario.snapshot_log.append((loop_time, symbol, status))
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+async def agg_trades(request: web.Request) -> web.Response:
+    symbol = request.query.get("symbol", "").upper()
+    if not symbol:
+        return web.Response(status=400, body=NO_SYMBOL, content_type="application/json")
+    try:
+        limit = int(request.query.get("limit", "500"))
+        from_text = request.query.get("fromId")
+        from_id = int(from_text) if from_text is not None else None
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= AGG_TRADES_MAX_LIMIT:
+        return web.Response(status=400, body=BAD_LIMIT, content_type="application/json")
+    status, body = request.app[SOURCE].agg_trades(symbol, from_id, limit)
     return web.Response(status=status, body=body, content_type="application/json")
 
 

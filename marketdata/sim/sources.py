@@ -30,6 +30,9 @@ class Source(Protocol):
     def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
         """(HTTP status, body) of GET /fapi/v1/depth."""
 
+    def agg_trades(self, symbol: str, from_id: int | None, limit: int) -> tuple[int, bytes]:
+        """(HTTP status, body) of GET /fapi/v1/aggTrades."""
+
     def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
         """Combined-stream frames for these streams, as they happen."""
 
@@ -72,6 +75,11 @@ class GeneratedSource:
         if not self.trades(symbol):
             return 400, INVALID_SYMBOL
         return 200, orjson.dumps(self.market(symbol).snapshot(limit))
+
+    def agg_trades(self, symbol: str, from_id: int | None, limit: int) -> tuple[int, bytes]:
+        if not self.trades(symbol):
+            return 400, INVALID_SYMBOL
+        return 200, orjson.dumps(self.market(symbol).agg_trades(from_id, limit))
 
     async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_LIMIT)
@@ -134,6 +142,7 @@ class ReplaySource:
     def __init__(self, capture: Capture, speed: float = 1.0) -> None:
         self.capture = capture
         self.speed = speed
+        self._trades = _captured_trades(capture)
 
     def listed(self) -> list[str]:
         return sorted(self.capture.snapshots)
@@ -141,6 +150,15 @@ class ReplaySource:
     def snapshot(self, symbol: str, limit: int) -> tuple[int, bytes]:
         rest = self.capture.snapshots.get(symbol)
         return (200, rest.raw.encode()) if rest else (400, INVALID_SYMBOL)
+
+    def agg_trades(self, symbol: str, from_id: int | None, limit: int) -> tuple[int, bytes]:
+        """The capture's trades of `symbol` (all of them: every connection replays it whole)."""
+        trades = self._trades.get(symbol)
+        if trades is None:
+            return 400, INVALID_SYMBOL
+        if from_id is None:
+            return 200, orjson.dumps(trades[-limit:])
+        return 200, orjson.dumps([t for t in trades if t["a"] >= from_id][:limit])
 
     async def frames(self, streams: set[str]) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -155,6 +173,19 @@ class ReplaySource:
                 if wait > 0:
                     await asyncio.sleep(wait)
             yield frame.raw.encode()
+
+
+def _captured_trades(capture: Capture) -> dict[str, list[dict[str, Any]]]:
+    """symbol -> its aggTrades in id order, as GET /fapi/v1/aggTrades renders them."""
+    trades: dict[str, dict[int, dict[str, Any]]] = {}
+    for frame in capture.frames:
+        if "@aggtrade" not in frame.stream.lower():
+            continue
+        data = orjson.loads(frame.raw).get("data", {})
+        if isinstance(data, dict) and data.get("e") == "aggTrade":
+            rendered = {k: data.get(k) for k in ("a", "p", "q", "f", "l", "T", "m")}
+            trades.setdefault(str(data.get("s")), {})[data["a"]] = rendered
+    return {s: [by_id[i] for i in sorted(by_id)] for s, by_id in trades.items()}
 
 
 def _now_ms() -> int:
