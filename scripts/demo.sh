@@ -25,7 +25,8 @@ if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     echo "demo: using the Redis already answering on port $REDIS_PORT"
 else
     echo "demo: starting redis-server on port $REDIS_PORT"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    # appendonly: the spool must survive a Redis crash (see README, Persistence)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
         --dir "$RUN_DIR" --daemonize yes --logfile "$PWD/$RUN_DIR/redis.log" >/dev/null
     started_redis=1
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
