@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -40,11 +41,11 @@ async def warn_if_not_durable(url: str, log: logging.Logger) -> None:
 
 async def _appendonly(client: aioredis.Redis, log: logging.Logger) -> bool:
     try:
-        reply = await client.config_get("appendonly")
+        reply: dict[Any, Any] = await client.config_get("appendonly")
     except ResponseError as e:
         log.info("spool durability: CONFIG GET refused (%s); asking INFO persistence",
                  describe(e))  # fmt: skip
         info = await client.info("persistence")
         return bool(int(info.get("aof_enabled", 0)))
-    value = reply.get("appendonly", reply.get(b"appendonly", b""))
+    value = reply.get("appendonly") or reply.get(b"appendonly") or b""
     return (value.decode() if isinstance(value, bytes) else str(value)) == "yes"

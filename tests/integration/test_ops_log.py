@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 
+import aiohttp
 import yaml
 
 from marketdata.sim.sources import GeneratedSource
@@ -43,8 +44,6 @@ async def test_overlong_url_and_header_log_one_line_each(
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        import aiohttp
-
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, f"http://127.0.0.1:{port}", 30)
         long_url = await send_raw(port, b"GET /" + b"a" * BIG + b" HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from marketdata.redis_durability import warn_if_not_durable
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from tests.helpers import free_port
 from tests.integration.conftest import service_config
 
 log = logging.getLogger("test.durability")
@@ -65,8 +66,6 @@ async def test_config_refused_is_said_at_info_and_info_persistence_answers(
 
 async def test_unreachable_redis_is_one_info_line(caplog):
     caplog.set_level(logging.INFO)
-    from tests.helpers import free_port
-
     await warn_if_not_durable(f"redis://127.0.0.1:{free_port()}/0", log)
     (record,) = durability_records(caplog)
     assert record.levelno == logging.INFO
