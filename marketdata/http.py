@@ -33,7 +33,6 @@ from marketdata.http_limits import HandlerGate, MetricsCache
 if TYPE_CHECKING:
     from marketdata.service import Service
 
-REDIS_PING_TIMEOUT_S = 1.0
 HANDLERS_AT_ONCE = 4
 # 200/s is far above scrapes and probes, and keeps the endpoint to a few per cent of the loop
 # (a request costs about 0.3 ms of it): unpaced, a flood took it all and trades waited.
@@ -44,9 +43,9 @@ UNBOUNDED_PATHS = frozenset({"/health"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
 SERVICE: web.AppKey[Service] = web.AppKey("service")
 STARTED = web.AppKey("started", float)
+REDIS_PING_TIMEOUT_S = 1.0
 GATE = web.AppKey("gate", HandlerGate)
 METRICS = web.AppKey("metrics", MetricsCache)
 
