@@ -16,7 +16,7 @@ from aiohttp import web
 
 from marketdata import __version__
 from marketdata.config import Config, ConfigError, load_config
-from marketdata.logs import setup_logging
+from marketdata.logs import describe, setup_logging
 
 EXIT_CONFIG = 2
 log = logging.getLogger("marketdata")
@@ -180,7 +180,7 @@ def _serve(make: Callable[[], _Runnable], config: Config, args: argparse.Namespa
         _print_problems(e)
         return EXIT_CONFIG
     except (StartupError, OSError) as e:
-        print(f"marketdata {args.command}: {e}", file=sys.stderr)
+        print(f"marketdata {args.command}: {str(e) or describe(e)}", file=sys.stderr)
         return 1
     return 0
 
@@ -216,7 +216,7 @@ def _sim(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     except (CaptureError, OSError) as e:
-        print(f"marketdata sim: {e}", file=sys.stderr)
+        print(f"marketdata sim: {str(e) or describe(e)}", file=sys.stderr)
         return 1
     return 0
 

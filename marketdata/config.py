@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
+from marketdata.config_yaml import ConfigFileError, read_yaml
 from marketdata.exchanges.binance_futures import DEFAULT_REST_URL, DEFAULT_WS_URL, SNAPSHOT_LIMITS
 
 ENV_PREFIX = "MARKETDATA_"
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_\-/]{1,31}$")
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")
 
 
 class ConfigError(Exception):
@@ -138,36 +138,35 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, and validate. Raises ConfigError."""
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+        raw = read_yaml(path)
+    except ConfigFileError as e:
+        raise ConfigError([str(e)]) from None
     return parse_config({} if raw is None else raw, environ)
 
 
 def parse_config(raw: Any, environ: Mapping[str, str] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping of keys"])
-    raw = _with_env_overrides(raw, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    raw = _with_env_overrides(raw, environ)
     problems: list[str] = []
     config = _build(Config, raw, "", problems)
     if not problems:
         _check_semantics(config, problems)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([_name_env_source(p, environ) for p in problems])
     assert isinstance(config, Config)
     return config
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced by ***, even when the URL is malformed."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return _USERINFO_PASSWORD.sub(r"\1:***@", url)
+    if password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
@@ -194,6 +193,15 @@ def _with_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict
 def _env_value(text: str) -> str | bool:
     """Environment values are text; true/false switch a boolean key."""
     return {"true": True, "false": False}.get(text.strip().lower(), text)
+
+
+def _name_env_source(problem: str, environ: Mapping[str, str]) -> str:
+    """`key: ...` -> `key (from VARIABLE): ...` when that key's value came from VARIABLE."""
+    for env_name, key_path in ENV_OVERRIDES.items():
+        key = ".".join(key_path)
+        if env_name in environ and problem.startswith(f"{key}:"):
+            return f"{key} (from {env_name}){problem[len(key) :]}"
+    return problem
 
 
 def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
@@ -238,7 +246,7 @@ def _convert(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
         return value
     if isinstance(hint, types.UnionType):
         return value
-    problems.append(f"{path}: expected {_type_name(hint)}, got {_kind(value)} {value!r}")
+    problems.append(f"{path}: expected {_type_name(hint)}, got {_kind(value)} {_short(value)}")
     return None
 
 
@@ -328,17 +336,46 @@ def _check_exchange(
 
 
 def _check_url(url: str, path: str, schemes: tuple[str, ...], problems: list[str]) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - parses the netloc: a bracket left open raises here
+    except ValueError as e:
+        problems.append(f"{path}: {_short(mask_url(url))} is not a valid URL ({e})")
+        return
     if parts.scheme not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes)
-        problems.append(f"{path}: {mask_url(url)!r} must start with {allowed}")
+        problems.append(f"{path}: {_short(mask_url(url))} must start with {allowed}")
     elif parts.scheme != "unix" and not parts.hostname:
-        problems.append(f"{path}: {mask_url(url)!r} has no host")
+        problems.append(f"{path}: {_short(mask_url(url))} has no host")
+    else:
+        _check_port(parts.netloc, path, problems)
+
+
+def _check_port(netloc: str, path: str, problems: list[str]) -> None:
+    """The port of the last host in netloc (libpq and MongoDB allow `h1:p1,h2:p2`)."""
+    hostport = netloc.rpartition("@")[2].rpartition(",")[2]
+    host, colon, port = hostport.rpartition(":")
+    if not colon or host.startswith("[") and not host.endswith("]"):
+        return  # no port, or a colon inside a bracketed IPv6 address
+    if not port:
+        return
+    if not port.isdigit():
+        problems.append(f"{path}: port {_short(port)} is not a number")
+    elif not 1 <= int(port) <= 65535:
+        problems.append(f"{path}: port {int(port)} is outside 1..65535")
 
 
 def _check_range(value: float, path: str, low: float, high: float, problems: list[str]) -> None:
     if not low <= value <= high:
         problems.append(f"{path}: {value} is outside {low}..{high}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters (a wrong value may be a whole document)."""
+    if isinstance(value, list | dict) and len(value) > limit:
+        return f"<{_kind(value)} of {len(value)}>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _join(path: str, key: Any) -> str:

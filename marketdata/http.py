@@ -5,12 +5,20 @@ GET /ready          200 only when Redis answers PING and every symbol's book is 
                     has had a message within stale_after_s; else 503 listing the reasons
 GET /metrics        Prometheus text
 GET /books/{symbol} current top-N book as JSON (also /books/{exchange}/{symbol})
+
+The endpoint shares the feed's event loop, so a flood of requests must not take it over:
+handlers (all but /health, which does nothing) start at most MAX_RATE a second and run at
+most HANDLERS_AT_ONCE at once; a request whose turn is more than MAX_WAIT_S away is answered
+at once with 503 {"busy": true}: the endpoint is busy, which says nothing about readiness.
+/metrics renders the exposition at most once per METRICS_MAX_AGE_S and serves those bytes
+meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,25 +28,60 @@ from redis.exceptions import RedisError
 
 from marketdata import __version__
 from marketdata.channels import DEFAULT_EXCHANGE
+from marketdata.http_limits import HandlerGate, MetricsCache
 
 if TYPE_CHECKING:
     from marketdata.service import Service
 
+HANDLERS_AT_ONCE = 4
+# 200/s is far above scrapes and probes, and keeps the endpoint to a few per cent of the loop
+# (a request costs about 0.3 ms of it): unpaced, a flood took it all and trades waited.
+MAX_RATE = 200.0
+MAX_WAIT_S = 1.0
+METRICS_MAX_AGE_S = 1.0
+UNBOUNDED_PATHS = frozenset({"/health"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 SERVICE: web.AppKey[Service] = web.AppKey("service")
 STARTED = web.AppKey("started", float)
 REDIS_PING_TIMEOUT_S = 1.0
+GATE = web.AppKey("gate", HandlerGate)
+METRICS = web.AppKey("metrics", MetricsCache)
 
 
 def create_app(service: Service) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[bounded])
     app[SERVICE] = service
     app[STARTED] = time.monotonic()
+    app[GATE] = HandlerGate(HANDLERS_AT_ONCE, MAX_RATE, MAX_WAIT_S)
+
+    def render() -> bytes:
+        service.update_gauges()
+        return generate_latest(service.metrics.registry)
+
+    app[METRICS] = MetricsCache(render, METRICS_MAX_AGE_S)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/books/{symbol}", book)
     app.router.add_get("/books/{exchange}/{symbol}", book)
     return app
+
+
+@web.middleware
+async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in UNBOUNDED_PATHS:
+        return await handler(request)
+    gate = request.app[GATE]
+    if not await gate.acquire():
+        response = _json({"busy": True, "error": "operations endpoint busy; retry"}, 503)
+        response.headers["Retry-After"] = "1"
+        return response
+    try:
+        return await handler(request)
+    finally:
+        gate.release()
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -75,10 +118,8 @@ async def _redis_problem(service: Service) -> str | None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    service.update_gauges()
     return web.Response(
-        body=generate_latest(service.metrics.registry),
+        body=request.app[METRICS].body(),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
     )
 

@@ -136,3 +136,142 @@ def test_cli_exit_code_2_from_a_real_process(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "marketdata: config error: exchanges.binance_futures.symbols: list at least one symbol"
     ]
+
+
+BOMB = (
+    "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['lol'] * 9)}]\n"
+        for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+    )
+    + "exchanges:\n  binance_futures:\n    symbols: *i\n"
+)
+DEEP = VALID + "book_depth: " + "[" * 20_000 + "]" * 20_000 + "\n"
+
+
+def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=environ or {})
+    return info.value.problems
+
+
+def test_a_file_that_is_not_utf8_is_one_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"book_depth: 20\n\xff\xfe\x00\x01binary")
+    (problem,) = problems_of(path)
+    assert "not UTF-8 text" in problem
+    assert "line 2" in problem
+
+
+def test_control_characters_name_their_line(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, VALID + "book_depth: 2\x000\n"))
+    assert "not valid YAML at line 4" in problem
+    assert "#x0000" in problem
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, VALID + "#" * (1 << 20) + "\n"))
+    assert "larger than 1 MiB" in problem
+
+
+def test_an_alias_bomb_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, BOMB))
+    assert "aliases" in problem
+    assert "more than 100000" in problem
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, VALID + "book_depth: &a [*a]\n"))
+    assert "aliases" in problem
+
+
+def test_modest_aliases_still_work(tmp_path: Path) -> None:
+    text = (
+        "reconnect: &r {initial_delay_s: 1.0}\n"
+        "exchanges:\n  binance_futures:\n    symbols: &s [BTCUSDT, ETHUSDT]\n"
+    )
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.exchanges["binance_futures"].symbols == ("BTCUSDT", "ETHUSDT")
+    assert config.reconnect.initial_delay_s == 1.0
+
+
+def test_deep_nesting_is_refused_with_its_line(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, DEEP))
+    assert "not valid YAML at line 4" in problem
+    assert "nested deeper than 50 levels" in problem
+
+
+def test_invalid_yaml_keeps_the_parsers_reason_and_line(tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, VALID + "book_depth: 20\n  bad: [1\n"))
+    assert "not valid YAML at line 5" in problem
+    assert "mapping values are not allowed here" in problem
+
+
+URL_CASES = {
+    "redis://u:pw@[::1": "redis_url: 'redis://u:***@[::1' is not a valid URL",
+    "redis://127.0.0.1:notaport/0": "redis_url: port 'notaport' is not a number",
+    "redis://127.0.0.1:0/0": "redis_url: port 0 is outside 1..65535",
+    "redis://127.0.0.1:65536/0": "redis_url: port 65536 is outside 1..65535",
+}
+
+
+@pytest.mark.parametrize("url", sorted(URL_CASES))
+def test_malformed_urls_and_ports_are_one_problem(url: str, tmp_path: Path) -> None:
+    (problem,) = problems_of(write(tmp_path, VALID + f"redis_url: '{url}'\n"))
+    assert problem.startswith(URL_CASES[url])
+    assert "pw" not in problem
+
+
+def test_dsn_port_must_be_a_number(tmp_path: Path) -> None:
+    text = VALID + "persist:\n  timescale:\n    dsn: postgresql://md@db:notaport/md\n"
+    assert problems_of(write(tmp_path, text)) == [
+        "persist.timescale.dsn: port 'notaport' is not a number"
+    ]
+
+
+def test_multi_host_dsn_is_accepted(tmp_path: Path) -> None:
+    text = VALID + "persist:\n  timescale:\n    dsn: postgresql://md@h1:5432,h2:5433/md\n"
+    assert load_config(write(tmp_path, text), environ={}).persist.timescale.dsn
+
+
+def test_a_value_from_the_environment_names_its_variable(tmp_path: Path) -> None:
+    env = {"MARKETDATA_REDIS_URL": "redis://h:notaport/0"}
+    assert problems_of(write(tmp_path, VALID), env) == [
+        "redis_url (from MARKETDATA_REDIS_URL): port 'notaport' is not a number"
+    ]
+    env = {"MARKETDATA_BINANCE_FUTURES_WS_URL": "http://x"}
+    (problem,) = problems_of(write(tmp_path, VALID), env)
+    assert problem.startswith(
+        "exchanges.binance_futures.ws_url (from MARKETDATA_BINANCE_FUTURES_WS_URL): 'http://x'"
+    )
+
+
+def test_a_huge_wrong_value_is_shown_shortened() -> None:
+    raw = {"book_depth": "x" * 100_000, "exchanges": {"binance_futures": {"symbols": ["A1"]}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, environ={})
+    (problem,) = info.value.problems
+    assert problem.startswith("book_depth: expected an integer, got str 'xxx")
+    assert len(problem) < 200
+
+
+CHECK_CONFIG_CASES = {
+    "binary": b"\x7fELF\x02\x01\x01\x00\x00\xff\xfe" * 100,
+    "alias bomb": BOMB.encode(),
+    "deep list": DEEP.encode(),
+    "bad url": (VALID + "redis_url: 'redis://u:pw@[::1'\n").encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECK_CONFIG_CASES))
+def test_check_config_process_gives_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(CHECK_CONFIG_CASES[case])
+    result = subprocess.run(
+        [sys.executable, "-m", "marketdata.cli", "check-config", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("marketdata: config error: ")
+    assert "Traceback" not in result.stderr

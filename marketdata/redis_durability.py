@@ -1,0 +1,51 @@
+"""At start: is the Redis that holds the spool persisting it?
+
+The spool is only as durable as Redis. Without an append-only file a Redis crash or restart
+loses every entry not yet drained (RDB snapshots, if any, lose everything since the last
+one), so the service says so once at start. Asking needs CONFIG GET, which managed Redis
+services often refuse; then INFO persistence answers, and the refusal is logged at INFO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from marketdata.logs import describe
+
+CHECK_TIMEOUT_S = 3.0
+
+
+async def warn_if_not_durable(url: str, log: logging.Logger) -> None:
+    """Log a WARNING when Redis at `url` has appendonly off; never raises."""
+    client = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            appendonly = await _appendonly(client, log)
+    except (RedisError, OSError) as e:  # TimeoutError is an OSError
+        log.info("spool durability not checked: Redis did not answer (%s)", describe(e))
+        return
+    finally:
+        await client.aclose()
+    if not appendonly:
+        log.warning(
+            "the spool is on but Redis has no append-only file (appendonly no): entries "
+            "not yet drained by `marketdata persist` are lost if Redis stops or crashes; "
+            "run Redis with appendonly yes"
+        )
+
+
+async def _appendonly(client: aioredis.Redis, log: logging.Logger) -> bool:
+    try:
+        reply: dict[Any, Any] = await client.config_get("appendonly")
+    except ResponseError as e:
+        log.info("spool durability: CONFIG GET refused (%s); asking INFO persistence",
+                 describe(e))  # fmt: skip
+        info = await client.info("persistence")
+        return bool(int(info.get("aof_enabled", 0)))
+    value = reply.get("appendonly") or reply.get(b"appendonly") or b""
+    return (value.decode() if isinstance(value, bytes) else str(value)) == "yes"
