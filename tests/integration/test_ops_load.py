@@ -144,7 +144,7 @@ async def redis_clients(client: aioredis.Redis) -> int:
 async def test_request_flood_neither_slows_trades_nor_fails_ready(
     redis_server, redis_client, start_sim, tmp_path
 ):
-    sim = await start_sim(GeneratedSource(rate=40, seed=4))
+    sim = await start_sim(GeneratedSource(rate=40, seed=4, symbols=SYMBOLS))
     port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
