@@ -1,0 +1,17 @@
+"""Kraken spot, WebSocket v2: the pure core (wire parse, checksum, book rules). No I/O."""
+
+from marketdata.venues.kraken.book_state import KrakenBook, Outcome
+from marketdata.venues.kraken.checksum import book_checksum, render
+from marketdata.venues.kraken.wire import NAME, WS_URL, BookMessage, Precision, parse
+
+__all__ = [
+    "NAME",
+    "WS_URL",
+    "BookMessage",
+    "KrakenBook",
+    "Outcome",
+    "Precision",
+    "book_checksum",
+    "parse",
+    "render",
+]
