@@ -99,14 +99,16 @@ class OrderBook:
                 del self._asks[key]
             del self._ask_prices[depth:]
 
-    def best_levels(self, depth: int) -> tuple[list[Level], list[Level]]:
-        """The best `depth` Levels of each side, best first. A SortedList slice within its
-        first sublist is one list slice: cheaper than `top` for a few levels per message."""
-        bids, asks = self._bids, self._asks
-        return (
-            [bids[-price] for price in self._bid_prices[:depth]],
-            [asks[price] for price in self._ask_prices[:depth]],
-        )
+    def best_bids(self, depth: int) -> list[Level]:
+        """The best `depth` bid Levels, best first. A SortedList slice within its first
+        sublist is one list slice: cheaper than `top` for a few levels per message."""
+        bids = self._bids
+        return [bids[-price] for price in self._bid_prices[:depth]]
+
+    def best_asks(self, depth: int) -> list[Level]:
+        """The best `depth` ask Levels, best first."""
+        asks = self._asks
+        return [asks[price] for price in self._ask_prices[:depth]]
 
 
 def _text(level: Level) -> PriceLevel:

@@ -83,10 +83,8 @@ def test_levels_pushed_out_of_the_depth_are_dropped() -> None:
 def test_truncate_and_best_levels() -> None:
     book = OrderBook()
     book.load(_levels([("3", "1"), ("1", "1"), ("2", "1")]), _levels([("5", "1"), ("4", "1")]))
-    assert book.best_levels(2) == (
-        _levels([("3", "1"), ("2", "1")]),
-        _levels([("4", "1"), ("5", "1")]),
-    )
+    assert book.best_bids(2) == _levels([("3", "1"), ("2", "1")])
+    assert book.best_asks(5) == _levels([("4", "1"), ("5", "1")])
     book.truncate(1)
     assert book.top(5) == ([("3", "1")], [("4", "1")])
     assert book.level_counts() == (1, 1)
@@ -94,7 +92,7 @@ def test_truncate_and_best_levels() -> None:
     assert book.top(5)[0] == [("3", "1"), ("2.5", "1")]
     book.truncate(0)
     assert book.level_counts() == (0, 0)
-    assert book.best_levels(3) == ([], [])
+    assert book.best_bids(3) == book.best_asks(3) == []
 
 
 def _corrupt_top_level(cap: V2Capture, pair: str) -> tuple[list[bytes], int]:

@@ -18,9 +18,12 @@ from marketdata.venues.kraken.book_state import KrakenBook, Outcome
 from marketdata.venues.kraken.wire import BookMessage, Precision
 
 DEPTH = 10
-prices = st.integers(min_value=1, max_value=40)  # tenths: 0.1 .. 4.0, asks above 4.0
+# Few prices, so that books often hold more than 10 levels and updates often land on
+# the 10th: the edge of the skip.
+prices = st.integers(min_value=1, max_value=16)  # tenths: 0.1 .. 1.6; asks are 4.0 above
 qtys = st.integers(min_value=0, max_value=3)
-side_updates = st.lists(st.tuples(prices, qtys), max_size=6)
+side_updates = st.lists(st.tuples(prices, qtys), max_size=4)
+snapshot_side = st.lists(st.tuples(prices, st.integers(1, 3)), min_size=12, max_size=20)
 
 
 def bid_levels(pairs: list[tuple[int, int]]) -> list[Level]:
@@ -48,7 +51,7 @@ def apply(ref: dict[int, int], pairs: list[tuple[int, int]], reverse: bool) -> N
         del ref[p]
 
 
-@given(side_updates, side_updates, st.lists(st.tuples(side_updates, side_updates), max_size=30))
+@given(snapshot_side, snapshot_side, st.lists(st.tuples(side_updates, side_updates), max_size=30))
 @settings(max_examples=300)
 def test_every_message_with_the_right_checksum_applies(
     snap_bids: list[tuple[int, int]],

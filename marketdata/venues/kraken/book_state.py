@@ -8,10 +8,11 @@ must equal the message's. On a mismatch the book is discarded and the outcome sa
 symbol needs a resync (unsubscribe and subscribe again for a fresh snapshot); updates
 that arrive before that snapshot are ignored.
 
-The checksum covers only the top 10 levels of each side, so an update whose every level
-lies beyond the 10th (the common case on a deep book) leaves it unchanged: the checksum
-worked out for the previous message is compared again instead of being recomputed. Each
-level's rendered digits are cached, as the top levels repeat from one message to the next.
+The checksum is CRC32(asks text + bids text) over the top 10 levels of each side, so a
+side none of whose updated levels reaches its 10th level keeps its text: only the sides
+an update touches are rendered again (most updates touch one side, many touch none on a
+deep book), and CRC32 goes on from the asks' value over the bids' bytes. Each level's
+rendered digits are cached, as the top levels repeat from one message to the next.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class KrakenBook:
 
     __slots__ = (
         "_ask_bound",
+        "_ask_crc",
         "_bid_bound",
+        "_bid_bytes",
         "_checksum",
         "_tokens",
         "book",
@@ -63,21 +66,25 @@ class KrakenBook:
         self.synced = False
         self.expected = 0  # after a RESYNC: the checksum the message carried
         self.got = 0  # ... and the one the book gave
-        self._checksum = -1  # of the book as it stands, when synced
-        self._ask_bound = _INF  # 10th best ask (inf with fewer): asks above it are unseen
-        self._bid_bound = -_INF  # 10th best bid (-inf with fewer)
         self._tokens: dict[Level, str] = {}
+        # Of the book as it stands (valid while synced): its checksum, CRC32 of the asks'
+        # text, the bids' text, and each side's 10th price (beyond it: outside the top 10).
+        self._checksum = -1
+        self._ask_crc = 0
+        self._bid_bytes = b""
+        self._ask_bound = _INF  # inf with fewer than 10 asks: any ask reaches the top
+        self._bid_bound = -_INF
 
     def on_message(self, message: BookMessage) -> Outcome:
         book = self.book
         if message.snapshot:
             book.load(message.bids, message.asks)
             book.truncate(self.depth)
-            got = self.checksum()
+            got = self._recompute(True, True)
         elif self.synced:
             book.apply(message.bids, message.asks)
             book.truncate(self.depth)
-            got = self._checksum if self._outside_top(message) else self.checksum()
+            got = self._recompute(self._reaches_asks(message), self._reaches_bids(message))
         else:
             return Outcome.WAITING
         if got == message.checksum:
@@ -88,45 +95,55 @@ class KrakenBook:
         book.clear()
         return Outcome.RESYNC
 
-    def _outside_top(self, message: BookMessage) -> bool:
-        """Every level of the update lies beyond the top 10 of its side (as it was)."""
+    def _reaches_asks(self, message: BookMessage) -> bool:
         bound = self._ask_bound
         for level in message.asks:
             if level[0] <= bound:
-                return False
+                return True
+        return False
+
+    def _reaches_bids(self, message: BookMessage) -> bool:
         bound = self._bid_bound
         for level in message.bids:
             if level[0] >= bound:
-                return False
-        return True
+                return True
+        return False
 
     def checksum(self) -> int:
-        """The checksum of the book as it stands; -1 when a level cannot be rendered at
-        the pair's precision (the precision is stale: a resync with fresh precision)."""
-        bids, asks = self.book.best_levels(CHECKSUM_LEVELS)
-        self._ask_bound = asks[-1][0] if len(asks) == CHECKSUM_LEVELS else _INF
-        self._bid_bound = bids[-1][0] if len(bids) == CHECKSUM_LEVELS else -_INF
+        """The checksum of the book as it stands, worked out afresh."""
+        return self._recompute(True, True)
+
+    def _recompute(self, asks_changed: bool, bids_changed: bool) -> int:
+        """-1 when a level cannot be rendered at the pair's precision (stale precision:
+        the caller resyncs, with fresh precision)."""
+        if not (asks_changed or bids_changed):
+            return self._checksum
+        try:
+            if asks_changed:
+                asks = self.book.best_asks(CHECKSUM_LEVELS)
+                self._ask_bound = asks[-1][0] if len(asks) == CHECKSUM_LEVELS else _INF
+                self._ask_crc = crc32(self._text(asks))
+            if bids_changed:
+                bids = self.book.best_bids(CHECKSUM_LEVELS)
+                self._bid_bound = bids[-1][0] if len(bids) == CHECKSUM_LEVELS else -_INF
+                self._bid_bytes = self._text(bids)
+        except RenderError:
+            self._ask_bound, self._bid_bound = _INF, -_INF  # recompute both next time
+            self._checksum = -1
+            return -1
+        self._checksum = crc32(self._bid_bytes, self._ask_crc)
+        return self._checksum
+
+    def _text(self, levels: list[Level]) -> bytes:
         tokens = self._tokens
         if len(tokens) > _TOKEN_CACHE_MAX:
             tokens.clear()
         parts = []
-        try:
-            for level in asks:
-                token = tokens.get(level)
-                if token is None:
-                    token = tokens[level] = self._render(level)
-                parts.append(token)
-            for level in bids:
-                token = tokens.get(level)
-                if token is None:
-                    token = tokens[level] = self._render(level)
-                parts.append(token)
-        except RenderError:
-            self._checksum = -1
-            return -1
-        self._checksum = crc32("".join(parts).encode())
-        return self._checksum
-
-    def _render(self, level: Level) -> str:
-        precision = self.precision
-        return render(level[2], precision.price) + render(level[3], precision.qty)
+        for level in levels:
+            token = tokens.get(level)
+            if token is None:
+                precision = self.precision
+                token = render(level[2], precision.price) + render(level[3], precision.qty)
+                tokens[level] = token
+            parts.append(token)
+        return "".join(parts).encode()
