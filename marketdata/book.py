@@ -87,6 +87,29 @@ class OrderBook:
     def level_counts(self) -> tuple[int, int]:
         return len(self._bids), len(self._asks)
 
+    def truncate(self, depth: int) -> None:
+        """Drop every level beyond the best `depth` of each side (for venues that send no
+        delete for a level pushed out of the subscribed depth, e.g. Kraken)."""
+        if len(self._bid_prices) > depth:
+            for key in self._bid_prices.islice(depth):
+                del self._bids[-key]
+            del self._bid_prices[depth:]
+        if len(self._ask_prices) > depth:
+            for key in self._ask_prices.islice(depth):
+                del self._asks[key]
+            del self._ask_prices[depth:]
+
+    def best_bids(self, depth: int) -> list[Level]:
+        """The best `depth` bid Levels, best first. A SortedList slice within its first
+        sublist is one list slice: cheaper than `top` for a few levels per message."""
+        bids = self._bids
+        return [bids[-price] for price in self._bid_prices[:depth]]
+
+    def best_asks(self, depth: int) -> list[Level]:
+        """The best `depth` ask Levels, best first."""
+        asks = self._asks
+        return [asks[price] for price in self._ask_prices[:depth]]
+
 
 def _text(level: Level) -> PriceLevel:
     return level[2], level[3]

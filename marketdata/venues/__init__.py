@@ -1,0 +1,1 @@
+"""Venues: one package per exchange, each answering the venue boundary's questions."""

@@ -1,0 +1,28 @@
+"""Trades repeated by a resubscribe's snapshot are passed on once."""
+
+from __future__ import annotations
+
+from marketdata.events import Trade
+from marketdata.venues.kraken.trades import TradeGate
+from marketdata.venues.kraken.wire import Trades
+
+
+def trade(symbol: str, trade_id: int) -> Trade:
+    return Trade("kraken", symbol, trade_id, 1.0, 1.0, "1.0", "1.0", "buy", 0, 0.0)
+
+
+def test_a_resubscribe_snapshot_passes_on_only_new_trades() -> None:
+    gate = TradeGate()
+    first = gate.fresh(Trades(True, [trade("A/B", i) for i in range(1, 51)]))
+    assert [t.trade_id for t in first] == list(range(1, 51))
+    assert [t.trade_id for t in gate.fresh(Trades(False, [trade("A/B", 51)]))] == [51]
+    # resubscribed: the snapshot repeats the last 50, one of them new
+    again = gate.fresh(Trades(True, [trade("A/B", i) for i in range(3, 53)]))
+    assert [t.trade_id for t in again] == [52]
+
+
+def test_symbols_are_counted_apart() -> None:
+    gate = TradeGate()
+    gate.fresh(Trades(False, [trade("A/B", 100)]))
+    batch = Trades(False, [trade("C/D", 5), trade("A/B", 100), trade("A/B", 101)])
+    assert [(t.symbol, t.trade_id) for t in gate.fresh(batch)] == [("C/D", 5), ("A/B", 101)]
