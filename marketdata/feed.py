@@ -23,7 +23,8 @@ from aiohttp import WSMsgType
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
-from marketdata.outage import Outage, describe
+from marketdata.logs import describe
+from marketdata.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class WebSocketFeed:
                     ws = await self._pump(ws)
             except (aiohttp.ClientError, OSError, TimeoutError, ConnectionEnded) as e:
                 cause = str(e) if isinstance(e, ConnectionEnded) else describe(e)
-                self.outage.failed(f"connection lost: {cause}")
+                self.outage.fail(f"connection lost: {cause}")
                 if ws is not None:
                     await ws.close()
                 ws = None
@@ -117,10 +118,10 @@ class WebSocketFeed:
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             raise_if_cancelling()
             self._on_connect_failure(connect_failure_reason(e))
-            self.outage.failed(f"cannot connect: {describe(e)}")
+            self.outage.fail(f"cannot connect: {describe(e)}")
             return None
         if self.outage.active:
-            self.outage.succeeded()
+            self.outage.ok()
         else:
             log.info("%s: connected to %s", self.name, self.url)
         self.connected = True

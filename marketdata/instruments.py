@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
-from marketdata.outage import describe
+from marketdata.logs import describe
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""A failure that lasts: logged once when it starts and once when it ends, never per attempt.
+"""A failure that lasts, told truthfully and never as a storm: one line with its cause when
+it starts, optionally a reminder every REMINDER_INTERVAL_S while it lasts, and one line when
+it ends, with how long it lasted and how many attempts failed. The cause is one line,
+never a traceback, and stays readable for /ready and /health while the failure lasts.
 
-Retry loops call `failed(cause)` on every failed attempt and `succeeded()` on the first
-success; the operator sees one WARNING with the first cause and one INFO with how long it
-lasted and how many attempts it took. The latest cause stays readable for /ready.
+Retry loops call `fail(cause)` on every failed attempt and `ok()` on success.
 """
 
 from __future__ import annotations
@@ -11,13 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from marketdata.logs import describe
 
-def describe(error: BaseException) -> str:
-    """`TypeName: text`, or the type name alone when the exception has no text (a timeout
-    would otherwise read as an empty cause)."""
-    text = str(error).strip()
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
+REMINDER_INTERVAL_S = 60.0  # module level: tests shorten it
 
 
 class Outage:
@@ -25,34 +22,55 @@ class Outage:
         self,
         what: str,
         logger: logging.Logger,
+        *,
+        level: int = logging.WARNING,
+        remind: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.what = what
+        self.cause: str | None = None  # None: no outage
+        self.attempts = 0  # failed attempts since it started
         self._log = logger
+        self._level = level
+        self._remind = remind
         self._clock = clock
-        self.since: float | None = None  # clock time of the first failure; None: no outage
-        self.attempts = 0  # failed attempts in this outage
-        self.cause = ""  # the latest failure's cause
+        self._since = 0.0
+        self._reminded = 0.0
 
     @property
     def active(self) -> bool:
-        return self.since is not None
+        return self.cause is not None
 
-    def failed(self, cause: str) -> None:
-        self.cause = cause
+    def fail(self, error: BaseException | str) -> None:
+        text = error if isinstance(error, str) else describe(error)
+        now = self._clock()
         self.attempts += 1
-        if self.since is None:
-            self.since = self._clock()
-            self._log.warning("%s: %s (retrying; logged again when it recovers)", self.what, cause)
+        if self.cause is None:
+            self._since = self._reminded = now
+            self._log.log(self._level, "%s failing, retrying: %s", self.what, text)
+        elif self._remind and now - self._reminded >= REMINDER_INTERVAL_S:
+            self._reminded = now
+            self._log.log(
+                self._level, "%s still failing after %.0f s (%d attempts): %s",
+                self.what, now - self._since, self.attempts, text,
+            )  # fmt: skip
+        self.cause = text
 
-    def succeeded(self) -> None:
-        if self.since is None:
+    def ok(self) -> None:
+        if self.cause is None:
             return
-        lasted = self._clock() - self.since
         self._log.info(
-            "%s: recovered after %d failed attempt(s) over %.1fs (last cause: %s)",
-            self.what, self.attempts, lasted, self.cause,
+            "%s recovered after %.1f s (%d failed attempts; last cause: %s)",
+            self.what, self._clock() - self._since, self.attempts, self.cause,
         )  # fmt: skip
-        self.since = None
+        self.cause = None
         self.attempts = 0
-        self.cause = ""
+
+    def status(self) -> dict[str, object]:
+        """For a health body: {"ok": true} or {"ok": false, "error", "attempts", "since_s"}."""
+        if self.cause is None:
+            return {"ok": True}
+        return {
+            "ok": False, "error": self.cause, "attempts": self.attempts,
+            "since_s": round(self._clock() - self._since, 3),
+        }  # fmt: skip

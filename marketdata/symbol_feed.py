@@ -15,8 +15,9 @@ from marketdata.config import ReconnectConfig
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
+from marketdata.logs import describe
 from marketdata.metrics import Metrics
-from marketdata.outage import Outage, describe
+from marketdata.outage import Outage
 from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
@@ -265,21 +266,21 @@ class SymbolFeed:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             self._metrics.snapshot_requests.labels("error").inc()
-            self._snapshot_outage.failed(f"request failed: {describe(e)}")
+            self._snapshot_outage.fail(f"request failed: {describe(e)}")
             return None
         self._metrics.snapshot_requests.labels(str(status)).inc()
         self._gate.record(status, response.headers)
         if status != 200:
             text = body[:200].decode(errors="replace")
-            self._snapshot_outage.failed(f"HTTP {status} {text}")
+            self._snapshot_outage.fail(f"HTTP {status} {text}")
             return 0.0 if status in (418, 429) else None  # the gate holds the wait
         try:
             snapshot = self.adapter.parse_snapshot(symbol, body, time.time())
         except MalformedMessage as e:
             self._metrics.messages_error.labels(e.reason).inc()
-            self._snapshot_outage.failed(f"malformed snapshot ({e})")
+            self._snapshot_outage.fail(f"malformed snapshot ({e})")
             return None
-        self._snapshot_outage.succeeded()
+        self._snapshot_outage.ok()
         self._apply_snapshot(snapshot)
         return None
 

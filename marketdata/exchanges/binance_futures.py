@@ -19,7 +19,7 @@ import orjson
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
 from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_number
-from marketdata.outage import describe
+from marketdata.logs import describe
 
 NAME = "binance_futures"
 DEFAULT_WS_URL = "wss://fstream.binance.com"

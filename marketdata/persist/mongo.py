@@ -27,8 +27,9 @@ from pymongo.errors import (
     WriteError,
 )
 
+from marketdata.logs import describe
 from marketdata.persist.rows import BookRow, TradeRow
-from marketdata.persist.sink import RetryableSinkError, WriteResult, cause
+from marketdata.persist.sink import RetryableSinkError, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ class MongoSink:
                 await self._db[collection].create_index(keys, unique=True, name="natural_key")
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"mongodb unreachable: {cause(e)}") from e
+            raise RetryableSinkError(f"mongodb unreachable: {describe(e)}") from e
         except OperationFailure as e:  # bad credentials, no privilege: a person can fix it
             await self.close()
-            raise RetryableSinkError(f"mongodb refused the indexes: {cause(e)}") from e
+            raise RetryableSinkError(f"mongodb refused the indexes: {describe(e)}") from e
         log.info("mongo sink ready: database %s", self._database)
 
     async def close(self) -> None:
@@ -102,7 +103,7 @@ class MongoSink:
         except UNENCODABLE:
             return await self._one_by_one(collection, ids, docs)
         except PyMongoError as e:
-            raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
+            raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
 
     async def _one_by_one(
         self, collection: str, ids: list[bytes], docs: list[dict[str, Any]]
@@ -117,13 +118,13 @@ class MongoSink:
             except DuplicateKeyError:
                 pass  # already stored
             except UNENCODABLE as e:
-                refused.append((entry_id, f"{collection}: {cause(e)}"))
+                refused.append((entry_id, f"{collection}: {describe(e)}"))
             except WriteError as e:
                 if e.code in TRANSIENT_CODES:
-                    raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
-                refused.append((entry_id, f"{collection}: {cause(e)}"))
+                    raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
+                refused.append((entry_id, f"{collection}: {describe(e)}"))
             except PyMongoError as e:
-                raise RetryableSinkError(f"mongodb write failed: {cause(e)}") from e
+                raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
         return written, refused
 
 

@@ -19,9 +19,9 @@ from marketdata import __version__
 from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import Config, mask_url
 from marketdata.metrics import PersistMetrics
+from marketdata.outage import Outage
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
-from marketdata.persist.trouble import Trouble
 from marketdata.persist.worker import SinkState, SinkWorker
 from marketdata.spool import STREAMS
 
@@ -54,8 +54,11 @@ class PersistService:
             config.redis_url, socket_timeout=30, socket_connect_timeout=2
         )
         p = config.persist
-        self.redis_trouble = Trouble("redis", log)  # one Redis, one story: shared by workers
-        self.housekeeping_trouble = Trouble("spool housekeeping", log)
+        # One Redis, one story: shared by the workers.
+        self.redis_outage = Outage("redis", log, level=logging.ERROR, remind=True)
+        self.housekeeping_outage = Outage(
+            "spool housekeeping", log, level=logging.ERROR, remind=True
+        )
         self.workers = [
             SinkWorker(
                 self.redis,
@@ -64,7 +67,7 @@ class PersistService:
                 p.batch,
                 p.claim_idle_ms,
                 self.metrics,
-                redis_trouble=self.redis_trouble,
+                redis_outage=self.redis_outage,
             )  # fmt: skip
             for sink in sinks
         ]
@@ -119,12 +122,12 @@ class PersistService:
                 raise_if_cancelling()
                 self._housekeeping_failed(e)
             else:
-                self.housekeeping_trouble.ok()
+                self.housekeeping_outage.ok()
                 self.metrics.housekeeping_ok.set(1)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
     def _housekeeping_failed(self, e: RedisError) -> None:
-        self.housekeeping_trouble.fail(e)
+        self.housekeeping_outage.fail(e)
         self.metrics.housekeeping_errors.inc()
         self.metrics.housekeeping_ok.set(0)
 
@@ -159,18 +162,18 @@ class PersistService:
 
     async def _health(self, request: web.Request) -> web.Response:
         sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
-        available = not self.redis_trouble.active and all(
+        available = not self.redis_outage.active and all(
             w.state is not SinkState.UNAVAILABLE for w in self.workers
         )
         # Housekeeping refused (the spool is not trimmed): degraded, yet still persisting.
-        healthy = available and not self.housekeeping_trouble.active
+        healthy = available and not self.housekeeping_outage.active
         body = {
             "status": "ok" if healthy else "degraded",
             "version": __version__,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "sinks": sinks,
-            "redis": self.redis_trouble.status(),
-            "housekeeping": self.housekeeping_trouble.status(),
+            "redis": self.redis_outage.status(),
+            "housekeeping": self.housekeeping_outage.status(),
         }
         return web.Response(
             body=orjson.dumps(body), status=200 if available else 503,

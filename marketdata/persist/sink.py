@@ -36,9 +36,3 @@ class Sink(Protocol):
         reported in WriteResult.rejected, not raised: one bad row never blocks the others."""
 
     async def close(self) -> None: ...
-
-
-def cause(e: BaseException) -> str:
-    """One line for a log or a status: the exception's class and message."""
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -17,8 +17,9 @@ from typing import Any
 
 import asyncpg
 
+from marketdata.logs import describe
 from marketdata.persist.rows import BookRow, TradeRow
-from marketdata.persist.sink import RetryableSinkError, WriteResult, cause
+from marketdata.persist.sink import RetryableSinkError, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,10 @@ class TimescaleSink:
                 self.hypertables = await _make_hypertables(conn)
         except RETRYABLE as e:
             await self.close()
-            raise RetryableSinkError(f"postgresql unreachable: {cause(e)}") from e
+            raise RetryableSinkError(f"postgresql unreachable: {describe(e)}") from e
         except asyncpg.PostgresError as e:  # bad password, no such database, no privilege
             await self.close()
-            raise RetryableSinkError(f"postgresql refused: {cause(e)}") from e
+            raise RetryableSinkError(f"postgresql refused: {describe(e)}") from e
         kind = "hypertables (timescaledb)" if self.hypertables else "plain tables (no timescaledb)"
         log.info("timescale sink ready: %s", kind)
 
@@ -122,13 +123,13 @@ class TimescaleSink:
                     return await _one_by_one(conn, trades, trade_records, books, book_records)
         except RETRYABLE as e:
             await self.close()  # a fresh pool next time
-            raise RetryableSinkError(f"postgresql write failed: {cause(e)}") from e
+            raise RetryableSinkError(f"postgresql write failed: {describe(e)}") from e
         except asyncpg.UndefinedTableError as e:
             await self.close()  # the next write starts again: the schema is re-created
             raise RetryableSinkError(f"postgresql table missing, re-creating: {e}") from e
         except asyncpg.PostgresError as e:
             await self.close()
-            raise RetryableSinkError(f"postgresql refused the batch: {cause(e)}") from e
+            raise RetryableSinkError(f"postgresql refused the batch: {describe(e)}") from e
 
 
 async def _make_hypertables(conn: asyncpg.Connection) -> bool:
@@ -197,7 +198,7 @@ async def _one_by_one(
                         status = await conn.execute(sql, *record)
                     result.written[table] += int(status.rsplit(" ", 1)[1])
                 except ROW_LEVEL as e:
-                    result.rejected.append((entry_id, f"{table}: {cause(e)}"))
+                    result.rejected.append((entry_id, f"{table}: {describe(e)}"))
     return result
 
 

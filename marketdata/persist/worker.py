@@ -6,7 +6,7 @@ stop() ends run() after the batch in hand, or at once while the sink is failing:
 entries stay pending in the group and are redelivered.
 
 Redis lost (down, restarted, refusing our password): retried with capped backoff, reported
-through the shared `redis` Trouble; on its return the worker starts over from its groups and
+through the shared `redis` Outage; on its return the worker starts over from its groups and
 its pending entries. A group that vanished (FLUSHALL, XGROUP DESTROY) is re-created.
 """
 
@@ -26,9 +26,9 @@ from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import BatchConfig
 from marketdata.metrics import PersistMetrics
+from marketdata.outage import Outage
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
-from marketdata.persist.trouble import Trouble
 from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class SinkWorker:
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
-        redis_trouble: Trouble | None = None,
+        redis_outage: Outage | None = None,
     ) -> None:
         self.redis = redis
         self.sink = sink
@@ -77,8 +77,8 @@ class SinkWorker:
         self.lag_s = 0.0
         self._clock = clock
         self._stop = asyncio.Event()
-        self.sink_trouble = Trouble(f"{self.group} sink", log)
-        self.redis_trouble = redis_trouble or Trouble("redis", log)
+        self.sink_outage = Outage(f"{self.group} sink", log, level=logging.ERROR, remind=True)
+        self.redis_outage = redis_outage or Outage("redis", log, level=logging.ERROR, remind=True)
         self._redis_backoff = Backoff(0.1, 5.0)
         self._sink_started = False
         self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
@@ -106,7 +106,7 @@ class SinkWorker:
         if isinstance(e, ResponseError) and str(e).startswith(VANISHED):
             log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
             return False  # at once
-        self.redis_trouble.fail(e)
+        self.redis_outage.fail(e)
         try:
             await self._pause(self._redis_backoff.next_delay())
         except Stopping:
@@ -114,8 +114,8 @@ class SinkWorker:
         return False
 
     def _redis_ok(self) -> None:
-        if self.redis_trouble.active or self._redis_backoff.attempt:
-            self.redis_trouble.ok()
+        if self.redis_outage.active or self._redis_backoff.attempt:
+            self.redis_outage.ok()
             self._redis_backoff.reset()
 
     async def _serve(self) -> None:
@@ -242,11 +242,11 @@ class SinkWorker:
             except RetryableSinkError as e:
                 raise_if_cancelling()
                 self.metrics.sink_errors.labels(self.group).inc()
-                self.sink_trouble.fail(f"{what}: {e}")
+                self.sink_outage.fail(f"{what}: {e}")
                 self._set_state(SinkState.UNAVAILABLE)
                 await self._pause(backoff.next_delay())
                 continue
-            self.sink_trouble.ok()
+            self.sink_outage.ok()
             if self.state is SinkState.UNAVAILABLE:
                 self._set_state(self._writing_state())
             return result

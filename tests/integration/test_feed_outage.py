@@ -86,7 +86,7 @@ async def test_outage_end_is_logged_once_with_attempts_then_book_syncs(
     lines = _lines_about(caplog, "BTCUSDT")
     recovered = [line for line in lines if "recovered after" in line]
     assert len(recovered) == 2, lines  # book and trades connections, once each
-    assert all("failed attempt(s)" in line for line in recovered)
+    assert all("failed attempts; last cause: cannot connect" in line for line in recovered)
     assert sum("book synced at update id" in line for line in lines) == 1, lines
 
 

@@ -116,7 +116,7 @@ async def test_wrong_redis_password_keeps_retrying_and_says_so(redis_server, pg,
     try:
 
         async def retried() -> bool:
-            return service.redis_trouble.attempts >= 3
+            return service.redis_outage.attempts >= 3
 
         assert await wait_until(retried, 20)
         assert not task.done()

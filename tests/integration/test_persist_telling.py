@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from marketdata.persist import trouble
+from marketdata import outage
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from tests.helpers import free_port
@@ -69,7 +69,7 @@ async def test_subprocess_with_postgres_down_says_so_and_stops_on_sigterm(
 
 @pytest.fixture
 def quick_reminders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trouble, "REMINDER_INTERVAL_S", 0.5)
+    monkeypatch.setattr(outage, "REMINDER_INTERVAL_S", 0.5)
 
 
 async def test_outage_logged_once_reminded_and_its_end_logged(
