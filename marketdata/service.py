@@ -19,9 +19,9 @@ from marketdata.instruments import symbol_problems
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
-from marketdata.redis_durability import warn_if_not_durable
 from marketdata.rest_gate import RestGate
 from marketdata.spool import SpoolCapacity
+from marketdata.spool_checks import check_spool
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 
@@ -72,7 +72,7 @@ class Service:
         """Run until stop() is called or a task fails; then shut down cleanly."""
         log.info("marketdata %s starting; redis %s", __version__, mask_url(self.config.redis_url))
         if self.config.spool.enabled:
-            await warn_if_not_durable(self.config.redis_url, log)
+            await check_spool(self.config.redis_url, self.config.spool.max_entries, log)
         # Every WebSocket holds a pooled connection: the default limit of 100 would leave
         # snapshot requests waiting (and timing out) once there are 50+ symbols.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

@@ -1,4 +1,4 @@
-"""The start-up warning about a Redis that does not persist the spool."""
+"""The start-up warnings about a spool Redis does not persist or nobody drains."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from marketdata.redis_durability import warn_if_not_durable
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from marketdata.spool_checks import check_spool
 from tests.helpers import free_port
 from tests.integration.conftest import service_config
 
@@ -26,13 +26,19 @@ async def appendonly(redis_client: aioredis.Redis) -> AsyncIterator[aioredis.Red
 
 
 def durability_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if "spool" in r.getMessage()]
+    return [
+        r for r in caplog.records if "spool" in r.getMessage() and "drains" not in r.getMessage()
+    ]
+
+
+def drain_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "nothing drains" in r.getMessage()]
 
 
 async def test_warns_when_redis_has_no_append_only_file(redis_server, appendonly, caplog):
     caplog.set_level(logging.INFO)
     await appendonly.config_set("appendonly", "no")
-    await warn_if_not_durable(redis_server.url, log)
+    await check_spool(redis_server.url, 1000, log)
     (record,) = durability_records(caplog)
     assert record.levelno == logging.WARNING
     assert "appendonly no" in record.getMessage()
@@ -41,7 +47,7 @@ async def test_warns_when_redis_has_no_append_only_file(redis_server, appendonly
 async def test_silent_when_redis_appends(redis_server, appendonly, caplog):
     caplog.set_level(logging.INFO)
     await appendonly.config_set("appendonly", "yes")
-    await warn_if_not_durable(redis_server.url, log)
+    await check_spool(redis_server.url, 1000, log)
     assert durability_records(caplog) == []
 
 
@@ -54,7 +60,7 @@ async def test_config_refused_is_said_at_info_and_info_persistence_answers(
     )
     url = redis_server.url.replace("redis://", "redis://noconfig:pw@")
     try:
-        await warn_if_not_durable(url, log)
+        await check_spool(url, 1000, log)
     finally:
         await appendonly.execute_command("ACL", "DELUSER", "noconfig")
     refused, warning = durability_records(caplog)
@@ -66,7 +72,7 @@ async def test_config_refused_is_said_at_info_and_info_persistence_answers(
 
 async def test_unreachable_redis_is_one_info_line(caplog):
     caplog.set_level(logging.INFO)
-    await warn_if_not_durable(f"redis://127.0.0.1:{free_port()}/0", log)
+    await check_spool(f"redis://127.0.0.1:{free_port()}/0", 1000, log)
     (record,) = durability_records(caplog)
     assert record.levelno == logging.INFO
     assert "did not answer (ConnectionError" in record.getMessage()
@@ -88,3 +94,16 @@ async def test_the_service_warns_once_at_start(redis_server, appendonly, start_s
         await task
     warnings = [r for r in durability_records(caplog) if r.levelno == logging.WARNING]
     assert len(warnings) == 1
+
+
+async def test_warns_when_no_consumer_group_drains_the_spool(redis_server, redis_client, caplog):
+    caplog.set_level(logging.INFO)
+    await check_spool(redis_server.url, 500_000, log)
+    (record,) = drain_records(caplog)
+    assert record.levelno == logging.WARNING
+    assert "until `marketdata persist` runs" in record.getMessage()
+    assert "500000 entries" in record.getMessage()
+    caplog.clear()
+    await redis_client.xgroup_create("spool:trades", "timescale", id="0", mkstream=True)
+    await check_spool(redis_server.url, 500_000, log)
+    assert drain_records(caplog) == []

@@ -1,9 +1,12 @@
-"""At start: is the Redis that holds the spool persisting it?
+"""At start, with the spool on: is Redis persisting it, and is anyone draining it?
 
 The spool is only as durable as Redis. Without an append-only file a Redis crash or restart
 loses every entry not yet drained (RDB snapshots, if any, lose everything since the last
 one), so the service says so once at start. Asking needs CONFIG GET, which managed Redis
 services often refuse; then INFO persistence answers, and the refusal is logged at INFO.
+
+Nothing drains the spool until `marketdata persist` has created its consumer groups: until
+then it only grows, up to `spool.max_entries`, and then refuses entries. Said once at start.
 """
 
 from __future__ import annotations
@@ -16,21 +19,30 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from marketdata.logs import describe
+from marketdata.spool import TRADES_STREAM
 
 CHECK_TIMEOUT_S = 3.0
 
 
-async def warn_if_not_durable(url: str, log: logging.Logger) -> None:
-    """Log a WARNING when Redis at `url` has appendonly off; never raises."""
+async def check_spool(url: str, max_entries: int, log: logging.Logger) -> None:
+    """Log a WARNING when Redis at `url` has appendonly off, and one when no consumer group
+    reads the spool yet; never raises."""
     client = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             appendonly = await _appendonly(client, log)
+            drained = await _has_consumer_groups(client)
     except (RedisError, OSError) as e:  # TimeoutError is an OSError
-        log.info("spool durability not checked: Redis did not answer (%s)", describe(e))
+        log.info("spool not checked: Redis did not answer (%s)", describe(e))
         return
     finally:
         await client.aclose()
+    if not drained:
+        log.warning(
+            "nothing drains %s and spool:books until `marketdata persist` runs: they grow "
+            "to spool.max_entries (%d entries together) and then refuse new ones",
+            TRADES_STREAM, max_entries,
+        )  # fmt: skip
     if not appendonly:
         log.warning(
             "the spool is on but Redis has no append-only file (appendonly no): entries "
@@ -49,3 +61,11 @@ async def _appendonly(client: aioredis.Redis, log: logging.Logger) -> bool:
         return bool(int(info.get("aof_enabled", 0)))
     value = reply.get("appendonly") or reply.get(b"appendonly") or b""
     return (value.decode() if isinstance(value, bytes) else str(value)) == "yes"
+
+
+async def _has_consumer_groups(client: aioredis.Redis) -> bool:
+    try:
+        groups = await client.xinfo_groups(TRADES_STREAM)
+    except ResponseError:  # no such key: nobody has created the stream or a group yet
+        return False
+    return bool(groups)
