@@ -4,6 +4,12 @@ A symbol that has not published for `interval` publishes at once (leading edge),
 changes wait for the interval to pass (trailing edge), so the latest book always goes out
 and the first change after a quiet spell goes out without waiting. Trades are never
 conflated: every one is published, in order, and kept for a retry when Redis fails.
+
+Outcomes are per command. A trade has two: its PUBLISH and its spool XADD, each pending
+until Redis accepts it; what Redis accepted is never sent again, what it refused (OOM,
+NOPERM, READONLY...) is counted and retried after RETRY_DELAY_S. Readiness comes from the
+same connection: the last batch's failure, the commands being refused, or (when there
+has been nothing to send) a PING every IDLE_PING_S.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -19,14 +27,35 @@ from marketdata.cancelling import raise_if_cancelling
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
-from marketdata.redis_batch import Command, CommandSender
+from marketdata.redis_batch import Command, CommandSender, ReplyError
+from marketdata.refusals import Refusals
 from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity, trade_entry
 from marketdata.state import SymbolState
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 0.5
+IDLE_PING_S = 1.0  # with nothing to send, PING this often so readiness stays true
+SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not ready
 DEFAULT_MAX_PENDING_TRADES = 100_000
+NOTHING: frozenset[int] = frozenset()
+
+PendingTrade = tuple[int, SymbolState, Trade]  # (seq, state, trade)
+PendingEntry = tuple[int, Command]  # (seq, XADD) not yet appended to the spool
+Item = TypeVar("Item", PendingTrade, PendingEntry)
+
+
+@dataclass
+class Batch:
+    """One flush: its commands and what each stands for, to map the replies back."""
+
+    commands: list[Command]
+    due: list[tuple[SymbolState, float | None]] = field(default_factory=list)
+    trades: list[PendingTrade] = field(default_factory=list)
+    book_starts: list[int] = field(default_factory=list)  # first command of each due book
+    spool_trades: list[PendingEntry] = field(default_factory=list)
+    spool_books: list[PendingEntry] = field(default_factory=list)
+    spool_start: int = -1  # index of the first spool command (-1: none)
 
 
 class Publisher:
@@ -46,7 +75,6 @@ class Publisher:
         self._snapshot_interval = snapshot_interval_s
         self._next_snapshot = 0.0
         self._states: list[SymbolState] = []
-        self._book_samples: list[dict[str, str | bytes]] = []
         self._metrics = metrics
         self._count_trades = metrics.redis_publishes.labels("trade")
         self._count_books = metrics.redis_publishes.labels("orderbook")
@@ -54,19 +82,26 @@ class Publisher:
         self._trade_latency = metrics.publish_latency.labels("trade")
         self._book_latency = metrics.publish_latency.labels("orderbook")
         self._book_age = metrics.book_age_at_publish
+        self._spool_dropped_trades = metrics.spool_dropped.labels("trades")
         self._sender = sender  # one batch of commands per flush, one round trip
         self._depth = book_depth
         self._interval = interval_s
         self._ttl = market_data_ttl_s
         self._dirty: dict[SymbolState, None] = {}  # insertion-ordered set
         self._last_publish: dict[SymbolState, float] = {}
-        self._trades: deque[tuple[int, SymbolState, Trade]] = deque()  # (seq, ...)
-        self._trade_seq = 0
+        self._trades: deque[PendingTrade] = deque()  # not yet PUBLISHed
+        self._spool_trades: deque[PendingEntry] = deque()  # not yet in spool:trades
+        self._spool_books: deque[PendingEntry] = deque()  # not yet in spool:books
+        self._seq = 0
         self._max_pending_trades = max_pending_trades
+        self._trades_held_until = 0.0  # refused PUBLISHes wait until then
+        self._spool_held_until = 0.0  # refused XADDs wait until then
+        self._refusals = Refusals(metrics.redis_command_refusals)
+        self._batch_error: str | None = None  # why the last batch failed as a whole
+        self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
         self._stopping = False
         self.trades_published = 0
-        self.healthy = True
 
     def register(self, state: SymbolState) -> None:
         """A symbol whose book is sampled into spool:books."""
@@ -84,14 +119,35 @@ class Publisher:
         if len(trades) >= self._max_pending_trades:
             trades.popleft()
             self._metrics.trades_dropped.inc()
-        self._trade_seq += 1
-        trades.append((self._trade_seq, state, trade))
+        self._seq += 1
+        trades.append((self._seq, state, trade))
+        if self._spool is not None:
+            spool = self._spool_trades
+            if len(spool) >= self._max_pending_trades:
+                spool.popleft()
+                self._spool_dropped_trades.inc()
+            spool.append((self._seq, _xadd(TRADES_STREAM, trade_entry(trade))))
         self._dirty[state] = None
         self._wake.set()
 
     @property
     def pending_trades(self) -> int:
         return len(self._trades)
+
+    @property
+    def healthy(self) -> bool:
+        return self._batch_error is None
+
+    def redis_problems(self) -> list[str]:
+        """Why what is published does not reach Redis now (empty: it does)."""
+        if self._batch_error is not None:
+            return [f"publishing fails: {self._batch_error}"]
+        silent = time.monotonic() - self._last_reply
+        if silent == float("inf"):
+            return ["no reply from Redis yet"]
+        if silent > SILENT_AFTER_S:
+            return [f"no reply from Redis for {silent:.1f}s"]
+        return self._refusals.problems()
 
     def stop(self) -> None:
         """Let run() return after the flush in flight (if any) completes."""
@@ -105,7 +161,7 @@ class Publisher:
         """Flush whenever something is due, until stop() or cancellation."""
         while not self._stopping:
             timeout = self._until_next_due()
-            if timeout is None or timeout > 0:
+            if timeout > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except TimeoutError:
@@ -114,69 +170,86 @@ class Publisher:
             if self._stopping:
                 return
             self.sample_books()
-            if not await self.flush():
+            if not await self.flush() and self._batch_error is not None:
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def flush(self, everything: bool = False) -> bool:
-        """Publish the due books and all pending trades in one pipeline. False on failure."""
+        """Publish the due books and all pending trades in one pipeline, with the spool
+        appends. True when Redis accepted every command (or there was nothing to send)."""
         now = time.monotonic()
-        due = self._take_due(now, everything)
-        trades = list(self._trades)
-        samples, self._book_samples = self._book_samples, []
-        if not due and not trades and not samples:
+        batch = self._build(now, everything)
+        if batch is None:
             return True
-        commands: list[Command] = [
-            ("PUBLISH", state.channels.trades, trade_message(trade)) for _, state, trade in trades
-        ]
-        books = 0
+        try:
+            replies = await self._sender.send(batch.commands)
+        except (RedisError, OSError) as e:
+            raise_if_cancelling()
+            self._failed(e, batch)
+            return False
+        except BaseException:  # cancelled: nothing left the pending queues
+            self._give_back(batch)
+            raise
+        self._replied()
+        if ReplyError in map(type, replies):
+            refused = self._refusals.record(batch.commands, replies)
+        else:
+            refused = NOTHING
+            if self._refusals.active:
+                self._refusals.accepted(batch.commands)
+        self._settle_trades(batch, refused, now)
+        self._settle_books(batch, refused, now)
+        self._settle_spool(batch, replies, refused, now)
+        return not refused
+
+    def _build(self, now: float, everything: bool) -> Batch | None:
+        due = self._take_due(now, everything)
+        publish = self._trades and (everything or now >= self._trades_held_until)
+        trades = list(self._trades) if publish else []
+        batch = Batch(
+            [("PUBLISH", state.channels.trades, trade_message(t)) for _, state, t in trades],
+            due, trades,
+        )  # fmt: skip
+        commands = batch.commands
         for state, _ in due:
+            batch.book_starts.append(len(commands))
             book = state.render_orderbook(self._depth)
             if book is not None:
                 commands.append(("PUBLISH", state.channels.orderbook, book))
-                books += 1
             market_data = state.render_market_data()
             commands.append(("PUBLISH", state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
-        spooled = self._spool_into(commands, trades, samples)  # last: XLEN replies end the list
-        try:
-            replies = await self._sender.send(commands)
-        except (RedisError, OSError) as e:
-            raise_if_cancelling()
-            self._failed(e, due)
-            self._book_samples = samples + self._book_samples
-            return False
-        self._published(due, trades, books, now)
-        if self._spool is not None:
-            self._spool.length = int(replies[-1]) + int(replies[-2])
-            self._count_spooled(spooled, len(trades), len(samples))
-        return True
+        batch.book_starts.append(len(commands))
+        self._spool_into(batch, now, everything)  # last: XLEN replies end the list
+        if commands:
+            return batch
+        if now - self._last_reply >= IDLE_PING_S:
+            commands.append(("PING",))  # nothing to send for a while: is Redis still there?
+            return batch
+        return None
 
-    def _spool_into(
-        self,
-        commands: list[Command],
-        trades: list[tuple[int, SymbolState, Trade]],
-        samples: list[dict[str, str | bytes]],
-    ) -> tuple[int, int]:
-        """Queue the XADDs the spool has room for, then XLEN both streams; (trades, books)."""
+    def _spool_into(self, batch: Batch, now: float, everything: bool) -> None:
+        """Queue the XADDs the spool has room for (dropping, counted, those it has not),
+        then XLEN both streams."""
         if self._spool is None:
-            return 0, 0
-        n_trades, n_books = self._spool.admit(len(trades), len(samples))
-        for _, _, trade in trades[:n_trades]:
-            commands.append(_xadd(TRADES_STREAM, trade_entry(trade)))
-        for entry in samples[:n_books]:
-            commands.append(_xadd(BOOKS_STREAM, entry))
+            return
+        pending = self._spool_trades or self._spool_books
+        if pending and (everything or now >= self._spool_held_until):
+            trades, books = self._spool_trades, self._spool_books
+            n_trades, n_books = self._spool.admit(len(trades), len(books))
+            for stream, queue, keep in (("trades", trades, n_trades), ("books", books, n_books)):
+                if len(queue) > keep:
+                    self._metrics.spool_dropped.labels(stream).inc(len(queue) - keep)
+                    for _ in range(len(queue) - keep):
+                        queue.pop()  # the newest: what came after the spool filled up
+            batch.spool_trades, batch.spool_books = list(trades), list(books)
+        elif not batch.commands:
+            return  # only XLENs: not worth a round trip
+        commands = batch.commands
+        batch.spool_start = len(commands)
+        commands.extend(command for _, command in batch.spool_trades)
+        commands.extend(command for _, command in batch.spool_books)
         commands.append(("XLEN", TRADES_STREAM))
         commands.append(("XLEN", BOOKS_STREAM))
-        return n_trades, n_books
-
-    def _count_spooled(self, spooled: tuple[int, int], trades: int, books: int) -> None:
-        for stream, appended, offered in (
-            ("trades", spooled[0], trades),
-            ("books", spooled[1], books),
-        ):
-            self._metrics.spool_appended.labels(stream).inc(appended)
-            if offered > appended:
-                self._metrics.spool_dropped.labels(stream).inc(offered - appended)
 
     def sample_books(self) -> None:
         """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""
@@ -190,7 +263,11 @@ class Publisher:
         for state in self._states:
             entry = state.spool_book_entry(self._depth, time_ms)
             if entry is not None:
-                self._book_samples.append(entry)
+                if len(self._spool_books) >= self._max_pending_trades:
+                    self._spool_books.popleft()
+                    self._metrics.spool_dropped.labels("books").inc()
+                self._seq += 1
+                self._spool_books.append((self._seq, _xadd(BOOKS_STREAM, entry)))
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
         """Remove the symbols due to publish from the dirty set, each with the receive time
@@ -205,41 +282,93 @@ class Publisher:
             state.book_unpublished = False
         return taken
 
-    def _failed(self, error: Exception, due: list[tuple[SymbolState, float | None]]) -> None:
+    def _failed(self, error: Exception, batch: Batch) -> None:
         self._metrics.redis_errors.inc()
-        if self.healthy:
+        if self._batch_error is None:
             log.error("redis publish failed, will retry: %s", error)
-        self.healthy = False
-        for state, newest in due:  # publish them again next time
-            self._dirty[state] = None
-            if newest is not None:
-                state.book_unpublished = True
+        self._batch_error = str(error) or type(error).__name__
+        self._give_back(batch)
 
-    def _published(
-        self,
-        due: list[tuple[SymbolState, float | None]],
-        trades: list[tuple[int, SymbolState, Trade]],
-        books: int,
-        now: float,
-    ) -> None:
-        if not self.healthy:
+    def _give_back(self, batch: Batch) -> None:
+        """A batch with no known outcome: its books are due again, its spool room unused.
+        (Its trades and entries never left the pending queues.)"""
+        for state, newest in batch.due:
+            self._requeue(state, newest)
+        if self._spool is not None:
+            self._spool.length -= len(batch.spool_trades) + len(batch.spool_books)
+
+    def _requeue(self, state: SymbolState, newest: float | None) -> None:
+        self._dirty[state] = None
+        if newest is not None:
+            state.book_unpublished = True
+
+    def _replied(self) -> None:
+        self._last_reply = time.monotonic()
+        if self._batch_error is not None:
             log.info("redis publish recovered")
-        self.healthy = True
-        wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
-        if trades:
-            published_seq = trades[-1][0]
-            while self._trades and self._trades[0][0] <= published_seq:
-                self._trades.popleft()
-            for _, _, trade in trades:
-                self._trade_latency.observe(wall - trade.recv_ts)
-        for state, newest in due:
-            if newest is not None:  # the book changed since its last publish
-                self._observe_book(state, newest, wall, mono)
-            self._last_publish[state] = now
+        self._batch_error = None
+
+    def _settle_trades(self, batch: Batch, refused: frozenset[int] | set[int], now: float) -> None:
+        trades = batch.trades
+        if not trades:
+            return
+        if refused:
+            back = _settle(self._trades, trades, 0, refused)
+            if back:
+                self._trades_held_until = now + RETRY_DELAY_S
+                self._drop_oldest_trades()
+                trades = [t for i, t in enumerate(trades) if i not in refused]
+        else:
+            _settle(self._trades, trades, 0, refused)
+        wall = time.time()
+        for _, _, trade in trades:
+            self._trade_latency.observe(wall - trade.recv_ts)
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
+
+    def _drop_oldest_trades(self) -> None:
+        while len(self._trades) > self._max_pending_trades:
+            self._trades.popleft()
+            self._metrics.trades_dropped.inc()
+
+    def _settle_books(self, batch: Batch, refused: frozenset[int] | set[int], now: float) -> None:
+        wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
+        starts, commands = batch.book_starts, batch.commands
+        books = market_data = 0
+        for k, (state, newest) in enumerate(batch.due):
+            first, end = starts[k], starts[k + 1]
+            if refused and any(
+                i in refused and commands[i][0] == "PUBLISH" for i in range(first, end)
+            ):
+                self._requeue(state, newest)  # again after an interval, like a publish
+            else:  # a refused SET alone is not retried: the next change sets the key
+                if newest is not None:  # the book changed since its last publish
+                    self._observe_book(state, newest, wall, mono)
+                books += end - first == 3  # PUBLISH orderbook, PUBLISH + SET market_data
+                market_data += 1
+            self._last_publish[state] = now
         self._count_books.inc(books)
-        self._count_market_data.inc(len(due))
+        self._count_market_data.inc(market_data)
+
+    def _settle_spool(
+        self, batch: Batch, replies: list[Any], refused: frozenset[int] | set[int], now: float
+    ) -> None:
+        if self._spool is None or batch.spool_start < 0:
+            return
+        start = batch.spool_start
+        sent = (len(batch.spool_trades), len(batch.spool_books))
+        back = (
+            _settle(self._spool_trades, batch.spool_trades, start, refused),
+            _settle(self._spool_books, batch.spool_books, start + sent[0], refused),
+        )
+        if back[0] or back[1]:
+            self._spool_held_until = now + RETRY_DELAY_S
+            self._spool.length -= back[0] + back[1]
+        lengths = replies[-2:]
+        if type(lengths[0]) is int and type(lengths[1]) is int:
+            self._spool.length = lengths[0] + lengths[1]
+        self._metrics.spool_appended.labels("trades").inc(sent[0] - back[0])
+        self._metrics.spool_appended.labels("books").inc(sent[1] - back[1])
 
     def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
@@ -252,19 +381,36 @@ class Publisher:
         self._book_latency.observe(max(0.0, wall - ready))  # a drain may go early
         self._book_age.observe(wall - newest)
 
-    def _until_next_due(self) -> float | None:
-        """Seconds until something is due (0: now; None: nothing is scheduled)."""
-        if self._trades or self._book_samples:
-            return 0.0
-        deadlines = []
+    def _until_next_due(self) -> float:
+        """Seconds until something is due (0: now)."""
+        deadlines = [self._last_reply + IDLE_PING_S]
+        if self._trades:
+            deadlines.append(self._trades_held_until)
+        if self._spool_trades or self._spool_books:
+            deadlines.append(self._spool_held_until)
         if self._dirty:
             last = self._last_publish
             deadlines.append(min(last.get(s, 0.0) for s in self._dirty) + self._interval)
         if self._spool is not None and self._states:
             deadlines.append(self._next_snapshot)
-        if not deadlines:
-            return None
         return max(0.0, min(deadlines) - time.monotonic())
+
+
+def _settle(
+    pending: deque[Item], sent: list[Item], first: int, refused: frozenset[int] | set[int]
+) -> int:
+    """Take what was sent off the front of its queue and put back, in order, what Redis
+    refused (commands first, first + 1, ...); how many were put back."""
+    if not sent:
+        return 0
+    last = sent[-1][0]
+    while pending and pending[0][0] <= last:
+        pending.popleft()
+    if not refused:
+        return 0
+    back = [item for i, item in enumerate(sent, first) if i in refused]
+    pending.extendleft(reversed(back))
+    return len(back)
 
 
 def _xadd(stream: str, fields: dict[str, str] | dict[str, str | bytes]) -> Command:

@@ -16,10 +16,13 @@ from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aioredis
+from hiredis import ReplyError
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["Command", "CommandSender", "PipelineSender", "ReplyError", "RespConnection", "pack"]
 
 Arg = str | bytes | int
 Command = tuple[Arg, ...]
@@ -28,7 +31,9 @@ READ_CHUNK = 256 * 1024
 
 class CommandSender(Protocol):
     async def send(self, commands: Sequence[Command]) -> list[Any]:
-        """Replies in order. Raises RedisError (or OSError) if any command failed."""
+        """Replies in order; a command Redis refused has a ReplyError as its reply.
+        Raises RedisError (or OSError) when the batch as a whole failed (no connection,
+        refused AUTH, timeout): then no reply is known."""
 
     async def close(self) -> None: ...
 
@@ -62,8 +67,6 @@ class RespConnection:
                     if self._writer is None:
                         await self._connect()
                     return await self._round_trip(commands)
-            except ResponseError:
-                raise  # every reply was read: the connection is still in step
             except TimeoutError:
                 self._drop()
                 raise RedisTimeoutError(f"no reply from Redis within {self._timeout:g}s") from None
@@ -98,7 +101,10 @@ class RespConnection:
             handshake.append(("SELECT", p["db"]))
         if handshake:
             try:
-                await self._round_trip(handshake)
+                replies = await self._round_trip(handshake)
+                for command, reply in zip(handshake, replies, strict=True):
+                    if isinstance(reply, ReplyError):
+                        raise ResponseError(f"{command[0]!s}: {reply}")
             except BaseException:
                 self._drop()  # a refused AUTH must not leave a connection to reuse
                 raise
@@ -116,9 +122,6 @@ class RespConnection:
             self._replies.feed(chunk)
             while (reply := self._replies.gets()) is not False:
                 replies.append(reply)
-        for command, reply in zip(commands, replies, strict=True):
-            if isinstance(reply, hiredis.ReplyError):
-                raise ResponseError(f"{command[0]!s}: {reply}")
         return replies
 
     def _drop(self) -> None:
@@ -137,7 +140,8 @@ class PipelineSender:
         pipe = self._redis.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        return [ReplyError(str(r)) if isinstance(r, ResponseError) else r for r in replies]
 
     async def close(self) -> None:
         pass
