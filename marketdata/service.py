@@ -8,7 +8,6 @@ import logging
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from marketdata import __version__
@@ -36,7 +35,6 @@ class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
-        self.redis = aioredis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         self.publisher = Publisher(
             RespConnection(config.redis_url),
             book_depth=config.book_depth,
@@ -140,7 +138,6 @@ class Service:
         if self._session is not None:
             await self._session.close()
         await self.publisher.close()
-        await self.redis.aclose()
         log.info("stopped")
 
     async def _drain_publisher(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import fakeredis
 import orjson
@@ -114,3 +115,29 @@ async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() ->
     assert await flush
     assert metrics.registry.get_sample_value("book_age_at_publish_seconds_sum") >= 0
     await redis.aclose()
+
+
+async def test_readiness_follows_the_publishers_own_connection_when_idle() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    redis = fakeredis.FakeAsyncRedis(server=server)
+    publisher = publisher_on(redis, 0.1, Metrics())
+    assert publisher.redis_problems() == ["no reply from Redis yet"]
+    task = asyncio.create_task(publisher.run())  # nothing to publish: it PINGs on its own
+    try:
+        assert await soon(lambda: publisher.redis_problems()[0].startswith("publishing fails"))
+        server.connected = True
+        assert await soon(lambda: not publisher.redis_problems())
+    finally:
+        publisher.stop()
+        await task
+        await redis.aclose()
+
+
+async def soon(predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    for _ in iter(lambda: time.monotonic() < deadline, False):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return predicate()
