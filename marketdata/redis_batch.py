@@ -10,16 +10,17 @@ the same batches through a redis-py client (fakeredis in unit tests).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aioredis
 from hiredis import ReplyError
-from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.connection import RedisSSLContext, SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["Command", "CommandSender", "PipelineSender", "ReplyError", "RespConnection", "pack"]
@@ -27,6 +28,13 @@ __all__ = ["Command", "CommandSender", "PipelineSender", "ReplyError", "RespConn
 Arg = str | bytes | int
 Command = tuple[Arg, ...]
 READ_CHUNK = 256 * 1024
+SSL_OPTIONS = {  # SSLConnection's argument -> RedisSSLContext's
+    "ssl_keyfile": "keyfile", "ssl_certfile": "certfile", "ssl_cert_reqs": "cert_reqs",
+    "ssl_include_verify_flags": "include_verify_flags",
+    "ssl_exclude_verify_flags": "exclude_verify_flags", "ssl_ca_certs": "ca_certs",
+    "ssl_ca_data": "ca_data", "ssl_ca_path": "ca_path", "ssl_check_hostname": "check_hostname",
+    "ssl_min_version": "min_version", "ssl_ciphers": "ciphers", "ssl_password": "password",
+}  # fmt: skip
 
 
 class CommandSender(Protocol):
@@ -49,11 +57,29 @@ def pack(commands: Sequence[Command]) -> bytes:
     return b"".join(out)
 
 
+def tls_context(params: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """For a rediss:// URL, the context redis-py would build from the same URL's ssl_*
+    query parameters (ssl_cert_reqs, ssl_ca_certs, ssl_ca_path, ssl_ca_data, ssl_certfile,
+    ssl_keyfile, ssl_password, ssl_check_hostname, ssl_min_version, ssl_ciphers, ...)."""
+    if params.get("connection_class") is not SSLConnection:
+        return None
+    defaults = inspect.signature(SSLConnection.__init__).parameters  # e.g. cert_reqs required
+    options = {
+        option: params.get(name, defaults[name].default)  # type: ignore[misc]
+        for name, option in SSL_OPTIONS.items()
+    }
+    try:
+        return RedisSSLContext(**options).get()
+    except (RedisError, ssl.SSLError, OSError) as e:
+        raise ValueError(f"redis_url: TLS parameters: {e}") from e
+
+
 class RespConnection:
     """One connection, opened on first use and again after any failure."""
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self._params = parse_url(url)  # ValueError for a URL redis-py would refuse too
+        self._tls = tls_context(self._params)
         self._timeout = timeout_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -86,11 +112,8 @@ class RespConnection:
         if "path" in p:
             self._reader, self._writer = await asyncio.open_unix_connection(p["path"])
         else:
-            tls = (
-                ssl.create_default_context() if p.get("connection_class") is SSLConnection else None
-            )
             self._reader, self._writer = await asyncio.open_connection(
-                p.get("host", "localhost"), p.get("port", 6379), ssl=tls
+                p.get("host", "localhost"), p.get("port", 6379), ssl=self._tls
             )
         self._replies = hiredis.Reader()
         handshake: list[Command] = []

@@ -35,8 +35,12 @@ class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
+        try:
+            connection = RespConnection(config.redis_url)
+        except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
+            raise StartupError(str(e)) from e
         self.publisher = Publisher(
-            RespConnection(config.redis_url),
+            connection,
             book_depth=config.book_depth,
             interval_s=config.publish_interval_ms / 1000,
             market_data_ttl_s=config.market_data_ttl_s,
