@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -98,6 +99,8 @@ class Publisher:
         self._spool_held_until = 0.0  # refused XADDs wait until then
         self._refusals = Refusals(metrics.redis_command_refusals)
         self._batch_error: str | None = None  # why the last batch failed as a whole
+        self._restored: Callable[[], None] | None = None  # see restore()
+        self._restored_until = 0
         self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
         self._stopping = False
@@ -133,6 +136,23 @@ class Publisher:
     @property
     def pending_trades(self) -> int:
         return len(self._trades)
+
+    def pending_spool(self) -> list[Command]:
+        """The spool appends Redis has not accepted yet (for the spill file)."""
+        return [command for _, command in (*self._spool_trades, *self._spool_books)]
+
+    def restore(self, entries: list[Command], done: Callable[[], None]) -> None:
+        """Append spilled entries to the spool (only there: they are not published again);
+        `done` is called once Redis has accepted (or the spool refused) every one."""
+        if not entries:
+            done()
+            return
+        for command in entries:
+            self._seq += 1
+            queue = self._spool_trades if command[1] == TRADES_STREAM else self._spool_books
+            queue.append((self._seq, command))
+        self._restored_until, self._restored = self._seq, done
+        self._wake.set()
 
     @property
     def healthy(self) -> bool:
@@ -369,6 +389,15 @@ class Publisher:
             self._spool.length = lengths[0] + lengths[1]
         self._metrics.spool_appended.labels("trades").inc(sent[0] - back[0])
         self._metrics.spool_appended.labels("books").inc(sent[1] - back[1])
+        if self._restored is not None and self._restore_done():
+            self._restored, done = None, self._restored
+            done()
+
+    def _restore_done(self) -> bool:
+        until = self._restored_until
+        return all(
+            not queue or queue[0][0] > until for queue in (self._spool_trades, self._spool_books)
+        )
 
     def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from marketdata import __version__
+from marketdata import __version__, spill
 from marketdata.config import Config, mask_url
 from marketdata.exchanges import ADAPTERS, ExchangeAdapter
 from marketdata.http import create_app
@@ -76,6 +77,7 @@ class Service:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         tasks: list[asyncio.Task[Any]] = []
         try:
+            self._restore_spill()
             self.feeds = self._build_feeds(self._session)
             await self._start_http()
             self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
@@ -137,12 +139,44 @@ class Service:
                      self.publisher.trades_published)  # fmt: skip
         else:
             log.error("shutdown: %d trades could not be published", self.publisher.pending_trades)
+            self._spill()
         if self._http is not None:
             await self._http.cleanup()
         if self._session is not None:
             await self._session.close()
         await self.publisher.close()
         log.info("stopped")
+
+    def _spill(self) -> None:
+        """Keep on disk what the spool has not received, for the next start to append."""
+        entries = self.publisher.pending_spool()
+        if not entries or not self.config.spool.enabled:
+            return
+        path = Path(self.config.spool.spill_path)
+        try:
+            spill.write(path, entries)
+        except OSError as e:
+            log.error("shutdown: cannot write %d spool entries to %s: %s", len(entries), path, e)
+            return
+        log.warning("shutdown: %d spool entries Redis did not take are in %s; the next start "
+                    "appends them to the spool", len(entries), path)  # fmt: skip
+
+    def _restore_spill(self) -> None:
+        """Queue the entries a previous run spilled; the file goes once they are in Redis."""
+        path = Path(self.config.spool.spill_path)
+        if not self.config.spool.enabled or not path.exists():
+            return
+        try:
+            entries = spill.read(path)
+        except spill.SpillError as e:
+            raise StartupError(f"spill file: {e}") from e
+
+        def restored() -> None:
+            path.unlink(missing_ok=True)
+            log.info("%d spilled spool entries appended; removed %s", len(entries), path)
+
+        log.info("appending %d spool entries from %s", len(entries), path)
+        self.publisher.restore(entries, restored)
 
     async def _drain_publisher(self) -> bool:
         """Finish the flush in flight, then publish everything pending; False on timeout."""
