@@ -97,6 +97,7 @@ class Publisher:
         self._max_pending_trades = max_pending_trades
         self._trades_held_until = 0.0  # refused PUBLISHes wait until then
         self._spool_held_until = 0.0  # refused XADDs wait until then
+        self._spool_refusing: set[str] = set()  # streams the full spool refuses now
         self._refusals = Refusals(metrics.redis_command_refusals)
         self._batch_error: str | None = None  # why the last batch failed as a whole
         self._restored: Callable[[], None] | None = None  # see restore()
@@ -257,6 +258,8 @@ class Publisher:
             trades, books = self._spool_trades, self._spool_books
             n_trades, n_books = self._spool.admit(len(trades), len(books))
             for stream, queue, keep in (("trades", trades, n_trades), ("books", books, n_books)):
+                if queue:
+                    self._note_room(stream, len(queue) - keep)
                 if len(queue) > keep:
                     self._metrics.spool_dropped.labels(stream).inc(len(queue) - keep)
                     for _ in range(len(queue) - keep):
@@ -270,6 +273,18 @@ class Publisher:
         commands.extend(command for _, command in batch.spool_books)
         commands.append(("XLEN", TRADES_STREAM))
         commands.append(("XLEN", BOOKS_STREAM))
+
+    def _note_room(self, stream: str, refused: int) -> None:
+        """Log when the spool starts refusing a stream's entries, and when it stops."""
+        if refused and stream not in self._spool_refusing:
+            self._spool_refusing.add(stream)
+            assert self._spool is not None
+            log.warning("spool full (%d of %d entries): refusing %s entries (counted in "
+                        "spool_dropped_total) until the persist process catches up",
+                        self._spool.length, self._spool.max_entries, stream)  # fmt: skip
+        elif not refused and stream in self._spool_refusing:
+            self._spool_refusing.discard(stream)
+            log.warning("spool has room again: appending %s entries", stream)
 
     def sample_books(self) -> None:
         """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""

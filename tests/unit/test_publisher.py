@@ -14,7 +14,10 @@ from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import PipelineSender
+from marketdata.spool import TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
+
+TRADE_FIELDS = ("binance_futures", "BTCUSDT", 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
 
 
 def synced_state(symbol: str = "BTCUSDT") -> SymbolState:
@@ -141,3 +144,31 @@ async def soon(predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
             return True
         await asyncio.sleep(0.01)
     return predicate()
+
+
+async def test_a_full_spool_is_logged_when_it_starts_and_stops_refusing(caplog) -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    publisher = Publisher(
+        PipelineSender(redis), book_depth=5, interval_s=0.1, market_data_ttl_s=60,
+        metrics=Metrics(), spool=SpoolCapacity(max_entries=10),
+    )  # fmt: skip
+    state = synced_state()
+    trade_id = 0
+
+    async def trades(n: int) -> None:
+        nonlocal trade_id
+        for _ in range(n):
+            trade_id += 1
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+        assert await publisher.flush()
+
+    for _ in range(5):  # 8 fit; then every batch is refused
+        await trades(4)
+    await redis.delete(TRADES_STREAM)  # the persist process caught up and trimmed
+    await trades(4)
+    await trades(4)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("spool full (10 of 10 entries): refusing trades")
+    assert warnings[1] == "spool has room again: appending trades entries"
+    await redis.aclose()
