@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,22 +41,24 @@ SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not re
 DEFAULT_MAX_PENDING_TRADES = 100_000
 NOTHING: frozenset[int] = frozenset()
 
-PendingTrade = tuple[int, SymbolState, Trade]  # (seq, state, trade)
-PendingEntry = tuple[int, Command]  # (seq, XADD) not yet appended to the spool
-Item = TypeVar("Item", PendingTrade, PendingEntry)
+PendingTrade = tuple[SymbolState, Trade]
+Item = TypeVar("Item", PendingTrade, Command)
 
 
 @dataclass
 class Batch:
-    """One flush: its commands and what each stands for, to map the replies back."""
+    """One flush: its commands and what each stands for, to map the replies back. It
+    takes whole pending queues (what arrives meanwhile queues anew); what Redis did not
+    accept is put back in front."""
 
     commands: list[Command]
     due: list[tuple[SymbolState, float | None]] = field(default_factory=list)
-    trades: list[PendingTrade] = field(default_factory=list)
+    trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
-    spool_trades: list[PendingEntry] = field(default_factory=list)
-    spool_books: list[PendingEntry] = field(default_factory=list)
+    spool_trades: deque[Command] = field(default_factory=deque)
+    spool_books: deque[Command] = field(default_factory=deque)
     spool_start: int = -1  # index of the first spool command (-1: none)
+    spool_taken: bool = False  # the whole spool queues are in this batch
 
 
 class Publisher:
@@ -83,7 +85,6 @@ class Publisher:
         self._trade_latency = metrics.publish_latency.labels("trade")
         self._book_latency = metrics.publish_latency.labels("orderbook")
         self._book_age = metrics.book_age_at_publish
-        self._spool_dropped_trades = metrics.spool_dropped.labels("trades")
         self._sender = sender  # one batch of commands per flush, one round trip
         self._depth = book_depth
         self._interval = interval_s
@@ -91,9 +92,8 @@ class Publisher:
         self._dirty: dict[SymbolState, None] = {}  # insertion-ordered set
         self._last_publish: dict[SymbolState, float] = {}
         self._trades: deque[PendingTrade] = deque()  # not yet PUBLISHed
-        self._spool_trades: deque[PendingEntry] = deque()  # not yet in spool:trades
-        self._spool_books: deque[PendingEntry] = deque()  # not yet in spool:books
-        self._seq = 0
+        self._spool_trades: deque[Command] = deque()  # XADDs not yet in spool:trades
+        self._spool_books: deque[Command] = deque()  # XADDs not yet in spool:books
         self._max_pending_trades = max_pending_trades
         self._trades_held_until = 0.0  # refused PUBLISHes wait until then
         self._spool_held_until = 0.0  # refused XADDs wait until then
@@ -101,7 +101,6 @@ class Publisher:
         self._refusals = Refusals(metrics.redis_command_refusals)
         self._batch_error: str | None = None  # why the last batch failed as a whole
         self._restored: Callable[[], None] | None = None  # see restore()
-        self._restored_until = 0
         self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
         self._stopping = False
@@ -123,14 +122,9 @@ class Publisher:
         if len(trades) >= self._max_pending_trades:
             trades.popleft()
             self._metrics.trades_dropped.inc()
-        self._seq += 1
-        trades.append((self._seq, state, trade))
-        if self._spool is not None:
-            spool = self._spool_trades
-            if len(spool) >= self._max_pending_trades:
-                spool.popleft()
-                self._spool_dropped_trades.inc()
-            spool.append((self._seq, _xadd(TRADES_STREAM, trade_entry(trade))))
+        trades.append((state, trade))
+        if self._spool is not None:  # bounded when put back after a refusal or failure
+            self._spool_trades.append(_xadd(TRADES_STREAM, trade_entry(trade)))
         self._dirty[state] = None
         self._wake.set()
 
@@ -140,7 +134,7 @@ class Publisher:
 
     def pending_spool(self) -> list[Command]:
         """The spool appends Redis has not accepted yet (for the spill file)."""
-        return [command for _, command in (*self._spool_trades, *self._spool_books)]
+        return [*self._spool_trades, *self._spool_books]
 
     def restore(self, entries: list[Command], done: Callable[[], None]) -> None:
         """Append spilled entries to the spool (only there: they are not published again);
@@ -149,10 +143,9 @@ class Publisher:
             done()
             return
         for command in entries:
-            self._seq += 1
             queue = self._spool_trades if command[1] == TRADES_STREAM else self._spool_books
-            queue.append((self._seq, command))
-        self._restored_until, self._restored = self._seq, done
+            queue.append(command)
+        self._restored = done
         self._wake.set()
 
     @property
@@ -224,10 +217,11 @@ class Publisher:
 
     def _build(self, now: float, everything: bool) -> Batch | None:
         due = self._take_due(now, everything)
-        publish = self._trades and (everything or now >= self._trades_held_until)
-        trades = list(self._trades) if publish else []
+        trades: deque[PendingTrade] = deque()
+        if self._trades and (everything or now >= self._trades_held_until):
+            trades, self._trades = self._trades, trades
         batch = Batch(
-            [("PUBLISH", state.channels.trades, trade_message(t)) for _, state, t in trades],
+            [("PUBLISH", state.channels.trades, trade_message(t)) for state, t in trades],
             due, trades,
         )  # fmt: skip
         commands = batch.commands
@@ -264,13 +258,14 @@ class Publisher:
                     self._metrics.spool_dropped.labels(stream).inc(len(queue) - keep)
                     for _ in range(len(queue) - keep):
                         queue.pop()  # the newest: what came after the spool filled up
-            batch.spool_trades, batch.spool_books = list(trades), list(books)
+            batch.spool_trades, batch.spool_books, batch.spool_taken = trades, books, True
+            self._spool_trades, self._spool_books = deque(), deque()
         elif not batch.commands:
             return  # only XLENs: not worth a round trip
         commands = batch.commands
         batch.spool_start = len(commands)
-        commands.extend(command for _, command in batch.spool_trades)
-        commands.extend(command for _, command in batch.spool_books)
+        commands.extend(batch.spool_trades)
+        commands.extend(batch.spool_books)
         commands.append(("XLEN", TRADES_STREAM))
         commands.append(("XLEN", BOOKS_STREAM))
 
@@ -301,8 +296,7 @@ class Publisher:
                 if len(self._spool_books) >= self._max_pending_trades:
                     self._spool_books.popleft()
                     self._metrics.spool_dropped.labels("books").inc()
-                self._seq += 1
-                self._spool_books.append((self._seq, _xadd(BOOKS_STREAM, entry)))
+                self._spool_books.append(_xadd(BOOKS_STREAM, entry))
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
         """Remove the symbols due to publish from the dirty set, each with the receive time
@@ -325,12 +319,31 @@ class Publisher:
         self._give_back(batch)
 
     def _give_back(self, batch: Batch) -> None:
-        """A batch with no known outcome: its books are due again, its spool room unused.
-        (Its trades and entries never left the pending queues.)"""
+        """A batch with no known outcome: all of it is pending again, its spool room unused."""
         for state, newest in batch.due:
             self._requeue(state, newest)
+        self._trades = self._put_back(batch.trades, self._trades, self._metrics.trades_dropped)
+        self._give_back_spool(batch.spool_trades, batch.spool_books)
         if self._spool is not None:
             self._spool.length -= len(batch.spool_trades) + len(batch.spool_books)
+
+    def _give_back_spool(self, trades: Iterable[Command], books: Iterable[Command]) -> None:
+        dropped = self._metrics.spool_dropped
+        self._spool_trades = self._put_back(trades, self._spool_trades, dropped.labels("trades"))
+        self._spool_books = self._put_back(books, self._spool_books, dropped.labels("books"))
+
+    def _put_back(self, items: Iterable[Item], queue: deque[Item], drops: Any) -> deque[Item]:
+        """`items` in front of `queue`, keeping at most the newest max_pending_trades."""
+        merged = deque(items)
+        if not merged:
+            return queue
+        merged.extend(queue)
+        excess = len(merged) - self._max_pending_trades
+        if excess > 0:
+            drops.inc(excess)
+            for _ in range(excess):
+                merged.popleft()
+        return merged
 
     def _requeue(self, state: SymbolState, newest: float | None) -> None:
         self._dirty[state] = None
@@ -348,23 +361,17 @@ class Publisher:
         if not trades:
             return
         if refused:
-            back = _settle(self._trades, trades, 0, refused)
+            back = _refused(trades, 0, refused)
             if back:
                 self._trades_held_until = now + RETRY_DELAY_S
-                self._drop_oldest_trades()
-                trades = [t for i, t in enumerate(trades) if i not in refused]
-        else:
-            _settle(self._trades, trades, 0, refused)
+                drops = self._metrics.trades_dropped
+                self._trades = self._put_back(back, self._trades, drops)
+                trades = deque(t for i, t in enumerate(trades) if i not in refused)
         wall = time.time()
-        for _, _, trade in trades:
+        for _, trade in trades:
             self._trade_latency.observe(wall - trade.recv_ts)
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
-
-    def _drop_oldest_trades(self) -> None:
-        while len(self._trades) > self._max_pending_trades:
-            self._trades.popleft()
-            self._metrics.trades_dropped.inc()
 
     def _settle_books(self, batch: Batch, refused: frozenset[int] | set[int], now: float) -> None:
         wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
@@ -390,29 +397,21 @@ class Publisher:
     ) -> None:
         if self._spool is None or batch.spool_start < 0:
             return
-        start = batch.spool_start
-        sent = (len(batch.spool_trades), len(batch.spool_books))
-        back = (
-            _settle(self._spool_trades, batch.spool_trades, start, refused),
-            _settle(self._spool_books, batch.spool_books, start + sent[0], refused),
-        )
-        if back[0] or back[1]:
+        start, trades, books = batch.spool_start, batch.spool_trades, batch.spool_books
+        back_trades = _refused(trades, start, refused) if refused else []
+        back_books = _refused(books, start + len(trades), refused) if refused else []
+        if back_trades or back_books:
             self._spool_held_until = now + RETRY_DELAY_S
-            self._spool.length -= back[0] + back[1]
+            self._spool.length -= len(back_trades) + len(back_books)
+            self._give_back_spool(back_trades, back_books)
+        elif self._restored is not None and batch.spool_taken:  # restored ones went first
+            self._restored, done = None, self._restored
+            done()
         lengths = replies[-2:]
         if type(lengths[0]) is int and type(lengths[1]) is int:
             self._spool.length = lengths[0] + lengths[1]
-        self._metrics.spool_appended.labels("trades").inc(sent[0] - back[0])
-        self._metrics.spool_appended.labels("books").inc(sent[1] - back[1])
-        if self._restored is not None and self._restore_done():
-            self._restored, done = None, self._restored
-            done()
-
-    def _restore_done(self) -> bool:
-        until = self._restored_until
-        return all(
-            not queue or queue[0][0] > until for queue in (self._spool_trades, self._spool_books)
-        )
+        self._metrics.spool_appended.labels("trades").inc(len(trades) - len(back_trades))
+        self._metrics.spool_appended.labels("books").inc(len(books) - len(back_books))
 
     def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
@@ -440,21 +439,9 @@ class Publisher:
         return max(0.0, min(deadlines) - time.monotonic())
 
 
-def _settle(
-    pending: deque[Item], sent: list[Item], first: int, refused: frozenset[int] | set[int]
-) -> int:
-    """Take what was sent off the front of its queue and put back, in order, what Redis
-    refused (commands first, first + 1, ...); how many were put back."""
-    if not sent:
-        return 0
-    last = sent[-1][0]
-    while pending and pending[0][0] <= last:
-        pending.popleft()
-    if not refused:
-        return 0
-    back = [item for i, item in enumerate(sent, first) if i in refused]
-    pending.extendleft(reversed(back))
-    return len(back)
+def _refused(sent: Iterable[Item], first: int, refused: frozenset[int] | set[int]) -> list[Item]:
+    """The items Redis refused, in order; the first one's command has index `first`."""
+    return [item for i, item in enumerate(sent, first) if i in refused]
 
 
 def _xadd(stream: str, fields: dict[str, str] | dict[str, str | bytes]) -> Command:

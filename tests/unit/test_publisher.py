@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import fakeredis
 import orjson
@@ -13,7 +14,7 @@ from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
-from marketdata.redis_batch import PipelineSender
+from marketdata.redis_batch import Command, PipelineSender, ReplyError
 from marketdata.spool import TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
 
@@ -172,3 +173,53 @@ async def test_a_full_spool_is_logged_when_it_starts_and_stops_refusing(caplog) 
     assert warnings[0].startswith("spool full (10 of 10 entries): refusing trades")
     assert warnings[1] == "spool has room again: appending trades entries"
     await redis.aclose()
+
+
+class RefusingXadd:
+    """A Redis whose user may not XADD: every other command is accepted."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Command]] = []
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        self.batches.append(list(commands))
+        return [ReplyError("NOPERM no XADD for you") if c[0] == "XADD" else 0 for c in commands]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_refused_xadd_is_retried_alone_within_the_pending_limit() -> None:
+    redis, metrics = RefusingXadd(), Metrics()
+    publisher = Publisher(
+        redis, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=metrics,
+        max_pending_trades=5, spool=SpoolCapacity(max_entries=1000),
+    )  # fmt: skip
+    state = synced_state()
+
+    def trades(ids: range) -> None:
+        for trade_id in ids:
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+
+    trades(range(1, 6))
+    assert not await publisher.flush()  # 5 PUBLISH accepted, 5 XADD refused
+    trades(range(6, 9))
+    assert await publisher.flush()  # the XADDs wait for the retry delay; 3 PUBLISH go
+    assert publisher.trades_published == 8
+    assert not await publisher.flush(everything=True)  # the retry: 8 XADDs, no trade again
+    assert len(xadds(redis.batches[-1])) == 8
+    assert not await publisher.flush(everything=True)  # the 5 newest kept
+    assert [c[c.index("trade_id") + 1] for c in xadds(redis.batches[-1])] == [
+        "4", "5", "6", "7", "8",
+    ]  # fmt: skip
+    published = [c for b in redis.batches for c in b if str(c[1]).startswith("trades:")]
+    assert len(published) == 8  # each trade once
+    sample = metrics.registry.get_sample_value
+    assert sample("spool_dropped_total", {"stream": "trades"}) == 3  # over the limit
+    assert sample("redis_command_refusals_total", {"command": "XADD", "reason": "NOPERM"}) == 18
+    assert sample("redis_publishes_total", {"kind": "trade"}) == 8
+    assert publisher.redis_problems() == ["XADD refused: NOPERM no XADD for you"]
+
+
+def xadds(batch: list[Command]) -> list[Command]:
+    return [c for c in batch if c[0] == "XADD"]
