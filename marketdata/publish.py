@@ -18,9 +18,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -28,21 +27,21 @@ from marketdata.cancelling import raise_if_cancelling
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
+from marketdata.pending import RETRY_DELAY_S, put_back, refused_items
 from marketdata.redis_batch import Command, CommandSender, ReplyError
 from marketdata.refusals import Refusals
-from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity, trade_entry
+from marketdata.spool import TRADES_STREAM, SpoolCapacity, trade_entry
+from marketdata.spool_appends import SpoolAppends, SpoolPart, xadd
 from marketdata.state import SymbolState
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAY_S = 0.5
 IDLE_PING_S = 1.0  # with nothing to send, PING this often so readiness stays true
 SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not ready
 DEFAULT_MAX_PENDING_TRADES = 100_000
 NOTHING: frozenset[int] = frozenset()
 
 PendingTrade = tuple[SymbolState, Trade]
-Item = TypeVar("Item", PendingTrade, Command)
 
 
 @dataclass
@@ -55,10 +54,7 @@ class Batch:
     due: list[tuple[SymbolState, float | None]] = field(default_factory=list)
     trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
-    spool_trades: deque[Command] = field(default_factory=deque)
-    spool_books: deque[Command] = field(default_factory=deque)
-    spool_start: int = -1  # index of the first spool command (-1: none)
-    spool_taken: bool = False  # the whole spool queues are in this batch
+    spool: SpoolPart | None = None
 
 
 class Publisher:
@@ -74,7 +70,7 @@ class Publisher:
         spool: SpoolCapacity | None = None,
         snapshot_interval_s: float = 1.0,
     ) -> None:
-        self._spool = spool
+        self._spool = None if spool is None else SpoolAppends(spool, metrics, max_pending_trades)
         self._snapshot_interval = snapshot_interval_s
         self._next_snapshot = 0.0
         self._states: list[SymbolState] = []
@@ -92,15 +88,10 @@ class Publisher:
         self._dirty: dict[SymbolState, None] = {}  # insertion-ordered set
         self._last_publish: dict[SymbolState, float] = {}
         self._trades: deque[PendingTrade] = deque()  # not yet PUBLISHed
-        self._spool_trades: deque[Command] = deque()  # XADDs not yet in spool:trades
-        self._spool_books: deque[Command] = deque()  # XADDs not yet in spool:books
         self._max_pending_trades = max_pending_trades
         self._trades_held_until = 0.0  # refused PUBLISHes wait until then
-        self._spool_held_until = 0.0  # refused XADDs wait until then
-        self._spool_refusing: set[str] = set()  # streams the full spool refuses now
         self._refusals = Refusals(metrics.redis_command_refusals)
         self._batch_error: str | None = None  # why the last batch failed as a whole
-        self._restored: Callable[[], None] | None = None  # see restore()
         self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
         self._stopping = False
@@ -124,7 +115,7 @@ class Publisher:
             self._metrics.trades_dropped.inc()
         trades.append((state, trade))
         if self._spool is not None:  # bounded when put back after a refusal or failure
-            self._spool_trades.append(_xadd(TRADES_STREAM, trade_entry(trade)))
+            self._spool.trades.append(xadd(TRADES_STREAM, trade_entry(trade)))
         self._dirty[state] = None
         self._wake.set()
 
@@ -134,23 +125,15 @@ class Publisher:
 
     def pending_spool(self) -> list[Command]:
         """The spool appends Redis has not accepted yet (for the spill file)."""
-        return [*self._spool_trades, *self._spool_books]
+        return [] if self._spool is None else self._spool.pending()
 
     def restore(self, entries: list[Command], done: Callable[[], None]) -> None:
         """Append spilled entries to the spool (only there: they are not published again);
         `done` is called once Redis has accepted (or the spool refused) every one."""
-        if not entries:
-            done()
-            return
-        for command in entries:
-            queue = self._spool_trades if command[1] == TRADES_STREAM else self._spool_books
-            queue.append(command)
-        self._restored = done
+        if self._spool is None:
+            raise ValueError("no spool to restore entries to")
+        self._spool.restore(entries, done)
         self._wake.set()
-
-    @property
-    def healthy(self) -> bool:
-        return self._batch_error is None
 
     def redis_problems(self) -> list[str]:
         """Why what is published does not reach Redis now (empty: it does)."""
@@ -212,7 +195,8 @@ class Publisher:
                 self._refusals.accepted(batch.commands)
         self._settle_trades(batch, refused, now)
         self._settle_books(batch, refused, now)
-        self._settle_spool(batch, replies, refused, now)
+        if batch.spool is not None and self._spool is not None:
+            self._spool.settle(batch.spool, replies, refused, now)
         return not refused
 
     def _build(self, now: float, everything: bool) -> Batch | None:
@@ -234,52 +218,14 @@ class Publisher:
             commands.append(("PUBLISH", state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
         batch.book_starts.append(len(commands))
-        self._spool_into(batch, now, everything)  # last: XLEN replies end the list
+        if self._spool is not None:  # last: XLEN replies end the list
+            batch.spool = self._spool.take(commands, now, everything)
         if commands:
             return batch
         if now - self._last_reply >= IDLE_PING_S:
             commands.append(("PING",))  # nothing to send for a while: is Redis still there?
             return batch
         return None
-
-    def _spool_into(self, batch: Batch, now: float, everything: bool) -> None:
-        """Queue the XADDs the spool has room for (dropping, counted, those it has not),
-        then XLEN both streams."""
-        if self._spool is None:
-            return
-        pending = self._spool_trades or self._spool_books
-        if pending and (everything or now >= self._spool_held_until):
-            trades, books = self._spool_trades, self._spool_books
-            n_trades, n_books = self._spool.admit(len(trades), len(books))
-            for stream, queue, keep in (("trades", trades, n_trades), ("books", books, n_books)):
-                if queue:
-                    self._note_room(stream, len(queue) - keep)
-                if len(queue) > keep:
-                    self._metrics.spool_dropped.labels(stream).inc(len(queue) - keep)
-                    for _ in range(len(queue) - keep):
-                        queue.pop()  # the newest: what came after the spool filled up
-            batch.spool_trades, batch.spool_books, batch.spool_taken = trades, books, True
-            self._spool_trades, self._spool_books = deque(), deque()
-        elif not batch.commands:
-            return  # only XLENs: not worth a round trip
-        commands = batch.commands
-        batch.spool_start = len(commands)
-        commands.extend(batch.spool_trades)
-        commands.extend(batch.spool_books)
-        commands.append(("XLEN", TRADES_STREAM))
-        commands.append(("XLEN", BOOKS_STREAM))
-
-    def _note_room(self, stream: str, refused: int) -> None:
-        """Log when the spool starts refusing a stream's entries, and when it stops."""
-        if refused and stream not in self._spool_refusing:
-            self._spool_refusing.add(stream)
-            assert self._spool is not None
-            log.warning("spool full (%d of %d entries): refusing %s entries (counted in "
-                        "spool_dropped_total) until the persist process catches up",
-                        self._spool.length, self._spool.max_entries, stream)  # fmt: skip
-        elif not refused and stream in self._spool_refusing:
-            self._spool_refusing.discard(stream)
-            log.warning("spool has room again: appending %s entries", stream)
 
     def sample_books(self) -> None:
         """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""
@@ -293,10 +239,7 @@ class Publisher:
         for state in self._states:
             entry = state.spool_book_entry(self._depth, time_ms)
             if entry is not None:
-                if len(self._spool_books) >= self._max_pending_trades:
-                    self._spool_books.popleft()
-                    self._metrics.spool_dropped.labels("books").inc()
-                self._spool_books.append(_xadd(BOOKS_STREAM, entry))
+                self._spool.add_book(entry)
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
         """Remove the symbols due to publish from the dirty set, each with the receive time
@@ -322,28 +265,11 @@ class Publisher:
         """A batch with no known outcome: all of it is pending again, its spool room unused."""
         for state, newest in batch.due:
             self._requeue(state, newest)
-        self._trades = self._put_back(batch.trades, self._trades, self._metrics.trades_dropped)
-        self._give_back_spool(batch.spool_trades, batch.spool_books)
-        if self._spool is not None:
-            self._spool.length -= len(batch.spool_trades) + len(batch.spool_books)
-
-    def _give_back_spool(self, trades: Iterable[Command], books: Iterable[Command]) -> None:
-        dropped = self._metrics.spool_dropped
-        self._spool_trades = self._put_back(trades, self._spool_trades, dropped.labels("trades"))
-        self._spool_books = self._put_back(books, self._spool_books, dropped.labels("books"))
-
-    def _put_back(self, items: Iterable[Item], queue: deque[Item], drops: Any) -> deque[Item]:
-        """`items` in front of `queue`, keeping at most the newest max_pending_trades."""
-        merged = deque(items)
-        if not merged:
-            return queue
-        merged.extend(queue)
-        excess = len(merged) - self._max_pending_trades
-        if excess > 0:
-            drops.inc(excess)
-            for _ in range(excess):
-                merged.popleft()
-        return merged
+        self._trades = put_back(
+            batch.trades, self._trades, self._max_pending_trades, self._metrics.trades_dropped
+        )
+        if batch.spool is not None and self._spool is not None:
+            self._spool.give_back(batch.spool)
 
     def _requeue(self, state: SymbolState, newest: float | None) -> None:
         self._dirty[state] = None
@@ -361,11 +287,11 @@ class Publisher:
         if not trades:
             return
         if refused:
-            back = _refused(trades, 0, refused)
+            back = refused_items(trades, 0, refused)
             if back:
                 self._trades_held_until = now + RETRY_DELAY_S
-                drops = self._metrics.trades_dropped
-                self._trades = self._put_back(back, self._trades, drops)
+                limit, drops = self._max_pending_trades, self._metrics.trades_dropped
+                self._trades = put_back(back, self._trades, limit, drops)
                 trades = deque(t for i, t in enumerate(trades) if i not in refused)
         wall = time.time()
         for _, trade in trades:
@@ -392,27 +318,6 @@ class Publisher:
         self._count_books.inc(books)
         self._count_market_data.inc(market_data)
 
-    def _settle_spool(
-        self, batch: Batch, replies: list[Any], refused: frozenset[int] | set[int], now: float
-    ) -> None:
-        if self._spool is None or batch.spool_start < 0:
-            return
-        start, trades, books = batch.spool_start, batch.spool_trades, batch.spool_books
-        back_trades = _refused(trades, start, refused) if refused else []
-        back_books = _refused(books, start + len(trades), refused) if refused else []
-        if back_trades or back_books:
-            self._spool_held_until = now + RETRY_DELAY_S
-            self._spool.length -= len(back_trades) + len(back_books)
-            self._give_back_spool(back_trades, back_books)
-        elif self._restored is not None and batch.spool_taken:  # restored ones went first
-            self._restored, done = None, self._restored
-            done()
-        lengths = replies[-2:]
-        if type(lengths[0]) is int and type(lengths[1]) is int:
-            self._spool.length = lengths[0] + lengths[1]
-        self._metrics.spool_appended.labels("trades").inc(len(trades) - len(back_trades))
-        self._metrics.spool_appended.labels("books").inc(len(books) - len(back_books))
-
     def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
         of its conflation interval if that came later (the hold is policy, not delay; it
@@ -429,20 +334,12 @@ class Publisher:
         deadlines = [self._last_reply + IDLE_PING_S]
         if self._trades:
             deadlines.append(self._trades_held_until)
-        if self._spool_trades or self._spool_books:
-            deadlines.append(self._spool_held_until)
+        spool_due = None if self._spool is None else self._spool.next_due()
+        if spool_due is not None:
+            deadlines.append(spool_due)
         if self._dirty:
             last = self._last_publish
             deadlines.append(min(last.get(s, 0.0) for s in self._dirty) + self._interval)
         if self._spool is not None and self._states:
             deadlines.append(self._next_snapshot)
         return max(0.0, min(deadlines) - time.monotonic())
-
-
-def _refused(sent: Iterable[Item], first: int, refused: frozenset[int] | set[int]) -> list[Item]:
-    """The items Redis refused, in order; the first one's command has index `first`."""
-    return [item for i, item in enumerate(sent, first) if i in refused]
-
-
-def _xadd(stream: str, fields: dict[str, str] | dict[str, str | bytes]) -> Command:
-    return ("XADD", stream, "*", *(x for pair in fields.items() for x in pair))
