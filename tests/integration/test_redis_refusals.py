@@ -26,10 +26,11 @@ async def own_redis(tmp_path) -> AsyncIterator[RedisServer]:
 
 async def trades_flowing(run: Run) -> None:
     await run.started()
-    flowing = await run.collector.collect_until(
-        lambda c: len(c.messages["trades:BTCUSDT"]) >= 20, 15
-    )
-    assert flowing
+
+    async def flowing() -> bool:
+        return metric(run.service, "redis_publishes_total", kind="trade") >= 20
+
+    assert await wait_until(flowing, 15)
 
 
 def duplicates(run: Run) -> int:

@@ -39,7 +39,11 @@ async def test_trades_redis_did_not_take_at_shutdown_are_spilled_then_spooled_on
     )
     service = run.service
     await run.started()
-    assert await run.collector.collect_until(lambda c: len(published(c)) >= 20, 15)
+
+    async def flowing() -> bool:
+        return metric(service, "redis_publishes_total", kind="trade") >= 20
+
+    assert await wait_until(flowing, 15)
     await redis_client.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
     try:
         before = metric(service, "trades_processed_total")
@@ -53,6 +57,7 @@ async def test_trades_redis_did_not_take_at_shutdown_are_spilled_then_spooled_on
     finally:
         await redis_client.execute_command("CLIENT", "UNPAUSE")
     await run.collector.collect_until(lambda c: False, 0.5)  # anything sent late shows now
+    await run.collector.collect_until(lambda c: True, 10)  # then read to the end
     await run.collector.close()
     accepted = int(metric(service, "trades_processed_total"))
     in_redis = await spooled(redis_client)
