@@ -164,7 +164,10 @@ class Service:
     def _restore_spill(self) -> None:
         """Queue the entries a previous run spilled; the file goes once they are in Redis."""
         path = Path(self.config.spool.spill_path)
-        if not self.config.spool.enabled or not path.exists():
+        if not path.exists():
+            return
+        if not self.config.spool.enabled:
+            log.warning("spool disabled: leaving the spill file %s as it is", path)
             return
         try:
             entries = spill.read(path)
