@@ -10,6 +10,7 @@ the same batches through a redis-py client (fakeredis in unit tests).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import ssl
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ __all__ = ["Command", "CommandSender", "PipelineSender", "ReplyError", "RespConn
 Arg = str | bytes | int
 Command = tuple[Arg, ...]
 READ_CHUNK = 256 * 1024
+CLOSE_TIMEOUT_S = 1.0
 SSL_OPTIONS = {  # SSLConnection's argument -> RedisSSLContext's
     "ssl_keyfile": "keyfile", "ssl_certfile": "certfile", "ssl_cert_reqs": "cert_reqs",
     "ssl_include_verify_flags": "include_verify_flags",
@@ -105,7 +107,12 @@ class RespConnection:
 
     async def close(self) -> None:
         async with self._lock:
+            writer = self._writer
             self._drop()
+            if writer is not None:  # let a TLS connection finish its shutdown too
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await writer.wait_closed()
 
     async def _connect(self) -> None:
         p = self._params
