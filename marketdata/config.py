@@ -47,6 +47,7 @@ class SpoolConfig:
     max_entries: int = 500_000  # both streams together: at most ~450 MB of Redis (README)
     books_refuse_fraction: float = 0.8  # book snapshots refused past this fill
     snapshot_interval_ms: int = 1000  # top-N book snapshot per symbol
+    spill_path: str = ".run/spill/spool.jsonl"  # entries not in Redis at shutdown
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,8 @@ def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
     _check_range(spool.max_entries, "spool.max_entries", 1000, 10**9, problems)
     _check_range(spool.books_refuse_fraction, "spool.books_refuse_fraction", 0.0, 1.0, problems)
     _check_range(spool.snapshot_interval_ms, "spool.snapshot_interval_ms", 10, 3_600_000, problems)
+    if not spool.spill_path:
+        problems.append("spool.spill_path: must not be empty")
     _check_range(persist.health_port, "persist.health_port", 0, 65535, problems)
     _check_range(persist.batch.max_rows, "persist.batch.max_rows", 1, 1_000_000, problems)
     _check_range(persist.batch.max_ms, "persist.batch.max_ms", 1, 60_000, problems)

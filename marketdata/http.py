@@ -1,8 +1,10 @@
 """Operations HTTP endpoint (aiohttp, embedded with AppRunner).
 
 GET /health         alive: version and uptime
-GET /ready          200 only when Redis answers PING and every symbol's book is synced and
-                    has had a message within stale_after_s; else 503 listing the reasons
+GET /ready          200 only when the publisher's own connection reaches Redis and Redis
+                    accepts every command (see Publisher.redis_problems), and every
+                    symbol's book is synced and has had a message within stale_after_s;
+                    else 503 listing the reasons
 GET /metrics        Prometheus text
 GET /books/{symbol} current top-N book as JSON (also /books/{exchange}/{symbol})
 
@@ -16,7 +18,6 @@ meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from marketdata import __version__
 from marketdata.channels import DEFAULT_EXCHANGE
@@ -45,7 +45,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SERVICE: web.AppKey[Service] = web.AppKey("service")
 STARTED = web.AppKey("started", float)
-REDIS_PING_TIMEOUT_S = 1.0
 GATE = web.AppKey("gate", HandlerGate)
 METRICS = web.AppKey("metrics", MetricsCache)
 
@@ -96,9 +95,9 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     problems: dict[str, list[str]] = {}
-    redis_problem = await _redis_problem(service)
-    if redis_problem:
-        problems["redis"] = [redis_problem]
+    redis_problems = service.publisher.redis_problems()
+    if redis_problems:
+        problems["redis"] = redis_problems
     stale_after = service.config.stale_after_s
     now = time.monotonic()
     for feed in service.feeds:
@@ -107,14 +106,6 @@ async def ready(request: web.Request) -> web.Response:
             problems[feed.key] = reasons
     body = {"ready": not problems, "problems": problems, "symbols": len(service.feeds)}
     return _json(body, 200 if not problems else 503)
-
-
-async def _redis_problem(service: Service) -> str | None:
-    try:
-        await asyncio.wait_for(service.redis.ping(), REDIS_PING_TIMEOUT_S)
-    except (RedisError, OSError, TimeoutError) as e:
-        return f"unreachable: {e or type(e).__name__}"
-    return None
 
 
 async def metrics(request: web.Request) -> web.Response:

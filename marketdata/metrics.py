@@ -106,6 +106,10 @@ class Metrics:
             "redis_publishes", "Messages published to Redis", ("kind",), r
         )
         self.redis_errors = Counter("redis_errors", "Failed Redis publish batches", registry=r)
+        self.redis_command_refusals = Counter(
+            "redis_command_refusals", "Commands Redis refused, by command and error prefix",
+            ("command", "reason"), registry=r,
+        )  # fmt: skip
         self.publish_latency = HotHistogram(
             "publish_latency_seconds",
             "Received -> PUBLISH acknowledged: a trade; a book, from its newest diff or the end "

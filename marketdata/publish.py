@@ -4,6 +4,12 @@ A symbol that has not published for `interval` publishes at once (leading edge),
 changes wait for the interval to pass (trailing edge), so the latest book always goes out
 and the first change after a quiet spell goes out without waiting. Trades are never
 conflated: every one is published, in order, and kept for a retry when Redis fails.
+
+Outcomes are per command. A trade has two: its PUBLISH and its spool XADD, each pending
+until Redis accepts it; what Redis accepted is never sent again, what it refused (OOM,
+NOPERM, READONLY...) is counted and retried after RETRY_DELAY_S. Readiness comes from the
+same connection: the last batch's failure, the commands being refused, or (when there
+has been nothing to send) a PING every IDLE_PING_S.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -19,14 +27,34 @@ from marketdata.cancelling import raise_if_cancelling
 from marketdata.events import Trade
 from marketdata.messages import trade_message
 from marketdata.metrics import Metrics
-from marketdata.redis_batch import Command, CommandSender
-from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity, trade_entry
+from marketdata.pending import RETRY_DELAY_S, put_back, refused_items
+from marketdata.redis_batch import Command, CommandSender, ReplyError
+from marketdata.refusals import Refusals
+from marketdata.spool import TRADES_STREAM, SpoolCapacity, trade_entry
+from marketdata.spool_appends import SpoolAppends, SpoolPart, xadd
 from marketdata.state import SymbolState
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAY_S = 0.5
+IDLE_PING_S = 1.0  # with nothing to send, PING this often so readiness stays true
+SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not ready
 DEFAULT_MAX_PENDING_TRADES = 100_000
+NOTHING: frozenset[int] = frozenset()
+
+PendingTrade = tuple[SymbolState, Trade]
+
+
+@dataclass
+class Batch:
+    """One flush: its commands and what each stands for, to map the replies back. It
+    takes whole pending queues (what arrives meanwhile queues anew); what Redis did not
+    accept is put back in front."""
+
+    commands: list[Command]
+    due: list[tuple[SymbolState, float | None]] = field(default_factory=list)
+    trades: deque[PendingTrade] = field(default_factory=deque)
+    book_starts: list[int] = field(default_factory=list)  # first command of each due book
+    spool: SpoolPart | None = None
 
 
 class Publisher:
@@ -42,11 +70,10 @@ class Publisher:
         spool: SpoolCapacity | None = None,
         snapshot_interval_s: float = 1.0,
     ) -> None:
-        self._spool = spool
+        self._spool = None if spool is None else SpoolAppends(spool, metrics, max_pending_trades)
         self._snapshot_interval = snapshot_interval_s
         self._next_snapshot = 0.0
         self._states: list[SymbolState] = []
-        self._book_samples: list[dict[str, str | bytes]] = []
         self._metrics = metrics
         self._count_trades = metrics.redis_publishes.labels("trade")
         self._count_books = metrics.redis_publishes.labels("orderbook")
@@ -60,13 +87,15 @@ class Publisher:
         self._ttl = market_data_ttl_s
         self._dirty: dict[SymbolState, None] = {}  # insertion-ordered set
         self._last_publish: dict[SymbolState, float] = {}
-        self._trades: deque[tuple[int, SymbolState, Trade]] = deque()  # (seq, ...)
-        self._trade_seq = 0
+        self._trades: deque[PendingTrade] = deque()  # not yet PUBLISHed
         self._max_pending_trades = max_pending_trades
+        self._trades_held_until = 0.0  # refused PUBLISHes wait until then
+        self._refusals = Refusals(metrics.redis_command_refusals)
+        self._batch_error: str | None = None  # why the last batch failed as a whole
+        self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
         self._stopping = False
         self.trades_published = 0
-        self.healthy = True
 
     def register(self, state: SymbolState) -> None:
         """A symbol whose book is sampled into spool:books."""
@@ -84,14 +113,38 @@ class Publisher:
         if len(trades) >= self._max_pending_trades:
             trades.popleft()
             self._metrics.trades_dropped.inc()
-        self._trade_seq += 1
-        trades.append((self._trade_seq, state, trade))
+        trades.append((state, trade))
+        if self._spool is not None:  # bounded when put back after a refusal or failure
+            self._spool.trades.append(xadd(TRADES_STREAM, trade_entry(trade)))
         self._dirty[state] = None
         self._wake.set()
 
     @property
     def pending_trades(self) -> int:
         return len(self._trades)
+
+    def pending_spool(self) -> list[Command]:
+        """The spool appends Redis has not accepted yet (for the spill file)."""
+        return [] if self._spool is None else self._spool.pending()
+
+    def restore(self, entries: list[Command], done: Callable[[], None]) -> None:
+        """Append spilled entries to the spool (only there: they are not published again);
+        `done` is called once Redis has accepted (or the spool refused) every one."""
+        if self._spool is None:
+            raise ValueError("no spool to restore entries to")
+        self._spool.restore(entries, done)
+        self._wake.set()
+
+    def redis_problems(self) -> list[str]:
+        """Why what is published does not reach Redis now (empty: it does)."""
+        if self._batch_error is not None:
+            return [f"publishing fails: {self._batch_error}"]
+        silent = time.monotonic() - self._last_reply
+        if silent == float("inf"):
+            return ["no reply from Redis yet"]
+        if silent > SILENT_AFTER_S:
+            return [f"no reply from Redis for {silent:.1f}s"]
+        return self._refusals.problems()
 
     def stop(self) -> None:
         """Let run() return after the flush in flight (if any) completes."""
@@ -105,7 +158,7 @@ class Publisher:
         """Flush whenever something is due, until stop() or cancellation."""
         while not self._stopping:
             timeout = self._until_next_due()
-            if timeout is None or timeout > 0:
+            if timeout > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except TimeoutError:
@@ -114,69 +167,65 @@ class Publisher:
             if self._stopping:
                 return
             self.sample_books()
-            if not await self.flush():
+            if not await self.flush() and self._batch_error is not None:
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def flush(self, everything: bool = False) -> bool:
-        """Publish the due books and all pending trades in one pipeline. False on failure."""
+        """Publish the due books and all pending trades in one pipeline, with the spool
+        appends. True when Redis accepted every command (or there was nothing to send)."""
         now = time.monotonic()
-        due = self._take_due(now, everything)
-        trades = list(self._trades)
-        samples, self._book_samples = self._book_samples, []
-        if not due and not trades and not samples:
+        batch = self._build(now, everything)
+        if batch is None:
             return True
-        commands: list[Command] = [
-            ("PUBLISH", state.channels.trades, trade_message(trade)) for _, state, trade in trades
-        ]
-        books = 0
+        try:
+            replies = await self._sender.send(batch.commands)
+        except (RedisError, OSError) as e:
+            raise_if_cancelling()
+            self._failed(e, batch)
+            return False
+        except BaseException:  # cancelled: nothing left the pending queues
+            self._give_back(batch)
+            raise
+        self._replied()
+        if ReplyError in map(type, replies):
+            refused = self._refusals.record(batch.commands, replies)
+        else:
+            refused = NOTHING
+            if self._refusals.active:
+                self._refusals.accepted(batch.commands)
+        self._settle_trades(batch, refused, now)
+        self._settle_books(batch, refused, now)
+        if batch.spool is not None and self._spool is not None:
+            self._spool.settle(batch.spool, replies, refused, now)
+        return not refused
+
+    def _build(self, now: float, everything: bool) -> Batch | None:
+        due = self._take_due(now, everything)
+        trades: deque[PendingTrade] = deque()
+        if self._trades and (everything or now >= self._trades_held_until):
+            trades, self._trades = self._trades, trades
+        batch = Batch(
+            [("PUBLISH", state.channels.trades, trade_message(t)) for state, t in trades],
+            due, trades,
+        )  # fmt: skip
+        commands = batch.commands
         for state, _ in due:
+            batch.book_starts.append(len(commands))
             book = state.render_orderbook(self._depth)
             if book is not None:
                 commands.append(("PUBLISH", state.channels.orderbook, book))
-                books += 1
             market_data = state.render_market_data()
             commands.append(("PUBLISH", state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
-        spooled = self._spool_into(commands, trades, samples)  # last: XLEN replies end the list
-        try:
-            replies = await self._sender.send(commands)
-        except (RedisError, OSError) as e:
-            raise_if_cancelling()
-            self._failed(e, due)
-            self._book_samples = samples + self._book_samples
-            return False
-        self._published(due, trades, books, now)
-        if self._spool is not None:
-            self._spool.length = int(replies[-1]) + int(replies[-2])
-            self._count_spooled(spooled, len(trades), len(samples))
-        return True
-
-    def _spool_into(
-        self,
-        commands: list[Command],
-        trades: list[tuple[int, SymbolState, Trade]],
-        samples: list[dict[str, str | bytes]],
-    ) -> tuple[int, int]:
-        """Queue the XADDs the spool has room for, then XLEN both streams; (trades, books)."""
-        if self._spool is None:
-            return 0, 0
-        n_trades, n_books = self._spool.admit(len(trades), len(samples))
-        for _, _, trade in trades[:n_trades]:
-            commands.append(_xadd(TRADES_STREAM, trade_entry(trade)))
-        for entry in samples[:n_books]:
-            commands.append(_xadd(BOOKS_STREAM, entry))
-        commands.append(("XLEN", TRADES_STREAM))
-        commands.append(("XLEN", BOOKS_STREAM))
-        return n_trades, n_books
-
-    def _count_spooled(self, spooled: tuple[int, int], trades: int, books: int) -> None:
-        for stream, appended, offered in (
-            ("trades", spooled[0], trades),
-            ("books", spooled[1], books),
-        ):
-            self._metrics.spool_appended.labels(stream).inc(appended)
-            if offered > appended:
-                self._metrics.spool_dropped.labels(stream).inc(offered - appended)
+        batch.book_starts.append(len(commands))
+        if self._spool is not None:  # last: XLEN replies end the list
+            batch.spool = self._spool.take(commands, now, everything)
+        if commands:
+            return batch
+        if now - self._last_reply >= IDLE_PING_S:
+            commands.append(("PING",))  # nothing to send for a while: is Redis still there?
+            return batch
+        return None
 
     def sample_books(self) -> None:
         """Every snapshot interval, take a top-N snapshot of each synced book for the spool."""
@@ -190,7 +239,7 @@ class Publisher:
         for state in self._states:
             entry = state.spool_book_entry(self._depth, time_ms)
             if entry is not None:
-                self._book_samples.append(entry)
+                self._spool.add_book(entry)
 
     def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
         """Remove the symbols due to publish from the dirty set, each with the receive time
@@ -205,41 +254,69 @@ class Publisher:
             state.book_unpublished = False
         return taken
 
-    def _failed(self, error: Exception, due: list[tuple[SymbolState, float | None]]) -> None:
+    def _failed(self, error: Exception, batch: Batch) -> None:
         self._metrics.redis_errors.inc()
-        if self.healthy:
+        if self._batch_error is None:
             log.error("redis publish failed, will retry: %s", error)
-        self.healthy = False
-        for state, newest in due:  # publish them again next time
-            self._dirty[state] = None
-            if newest is not None:
-                state.book_unpublished = True
+        self._batch_error = str(error) or type(error).__name__
+        self._give_back(batch)
 
-    def _published(
-        self,
-        due: list[tuple[SymbolState, float | None]],
-        trades: list[tuple[int, SymbolState, Trade]],
-        books: int,
-        now: float,
-    ) -> None:
-        if not self.healthy:
+    def _give_back(self, batch: Batch) -> None:
+        """A batch with no known outcome: all of it is pending again, its spool room unused."""
+        for state, newest in batch.due:
+            self._requeue(state, newest)
+        self._trades = put_back(
+            batch.trades, self._trades, self._max_pending_trades, self._metrics.trades_dropped
+        )
+        if batch.spool is not None and self._spool is not None:
+            self._spool.give_back(batch.spool)
+
+    def _requeue(self, state: SymbolState, newest: float | None) -> None:
+        self._dirty[state] = None
+        if newest is not None:
+            state.book_unpublished = True
+
+    def _replied(self) -> None:
+        self._last_reply = time.monotonic()
+        if self._batch_error is not None:
             log.info("redis publish recovered")
-        self.healthy = True
-        wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
-        if trades:
-            published_seq = trades[-1][0]
-            while self._trades and self._trades[0][0] <= published_seq:
-                self._trades.popleft()
-            for _, _, trade in trades:
-                self._trade_latency.observe(wall - trade.recv_ts)
-        for state, newest in due:
-            if newest is not None:  # the book changed since its last publish
-                self._observe_book(state, newest, wall, mono)
-            self._last_publish[state] = now
+        self._batch_error = None
+
+    def _settle_trades(self, batch: Batch, refused: frozenset[int] | set[int], now: float) -> None:
+        trades = batch.trades
+        if not trades:
+            return
+        if refused:
+            back = refused_items(trades, 0, refused)
+            if back:
+                self._trades_held_until = now + RETRY_DELAY_S
+                limit, drops = self._max_pending_trades, self._metrics.trades_dropped
+                self._trades = put_back(back, self._trades, limit, drops)
+                trades = deque(t for i, t in enumerate(trades) if i not in refused)
+        wall = time.time()
+        for _, trade in trades:
+            self._trade_latency.observe(wall - trade.recv_ts)
         self._count_trades.inc(len(trades))
         self.trades_published += len(trades)
+
+    def _settle_books(self, batch: Batch, refused: frozenset[int] | set[int], now: float) -> None:
+        wall, mono = time.time(), time.monotonic()  # the same moment on both clocks
+        starts, commands = batch.book_starts, batch.commands
+        books = market_data = 0
+        for k, (state, newest) in enumerate(batch.due):
+            first, end = starts[k], starts[k + 1]
+            if refused and any(
+                i in refused and commands[i][0] == "PUBLISH" for i in range(first, end)
+            ):
+                self._requeue(state, newest)  # again after an interval, like a publish
+            else:  # a refused SET alone is not retried: the next change sets the key
+                if newest is not None:  # the book changed since its last publish
+                    self._observe_book(state, newest, wall, mono)
+                books += end - first == 3  # PUBLISH orderbook, PUBLISH + SET market_data
+                market_data += 1
+            self._last_publish[state] = now
         self._count_books.inc(books)
-        self._count_market_data.inc(len(due))
+        self._count_market_data.inc(market_data)
 
     def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
@@ -252,20 +329,17 @@ class Publisher:
         self._book_latency.observe(max(0.0, wall - ready))  # a drain may go early
         self._book_age.observe(wall - newest)
 
-    def _until_next_due(self) -> float | None:
-        """Seconds until something is due (0: now; None: nothing is scheduled)."""
-        if self._trades or self._book_samples:
-            return 0.0
-        deadlines = []
+    def _until_next_due(self) -> float:
+        """Seconds until something is due (0: now)."""
+        deadlines = [self._last_reply + IDLE_PING_S]
+        if self._trades:
+            deadlines.append(self._trades_held_until)
+        spool_due = None if self._spool is None else self._spool.next_due()
+        if spool_due is not None:
+            deadlines.append(spool_due)
         if self._dirty:
             last = self._last_publish
             deadlines.append(min(last.get(s, 0.0) for s in self._dirty) + self._interval)
         if self._spool is not None and self._states:
             deadlines.append(self._next_snapshot)
-        if not deadlines:
-            return None
         return max(0.0, min(deadlines) - time.monotonic())
-
-
-def _xadd(stream: str, fields: dict[str, str] | dict[str, str | bytes]) -> Command:
-    return ("XADD", stream, "*", *(x for pair in fields.items() for x in pair))

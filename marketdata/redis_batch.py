@@ -10,25 +10,40 @@ the same batches through a redis-py client (fakeredis in unit tests).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import SSLConnection, parse_url
+from hiredis import ReplyError
+from redis.asyncio.connection import RedisSSLContext, SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["Command", "CommandSender", "PipelineSender", "ReplyError", "RespConnection", "pack"]
 
 Arg = str | bytes | int
 Command = tuple[Arg, ...]
 READ_CHUNK = 256 * 1024
+CLOSE_TIMEOUT_S = 1.0
+SSL_OPTIONS = {  # SSLConnection's argument -> RedisSSLContext's
+    "ssl_keyfile": "keyfile", "ssl_certfile": "certfile", "ssl_cert_reqs": "cert_reqs",
+    "ssl_include_verify_flags": "include_verify_flags",
+    "ssl_exclude_verify_flags": "exclude_verify_flags", "ssl_ca_certs": "ca_certs",
+    "ssl_ca_data": "ca_data", "ssl_ca_path": "ca_path", "ssl_check_hostname": "check_hostname",
+    "ssl_min_version": "min_version", "ssl_ciphers": "ciphers", "ssl_password": "password",
+}  # fmt: skip
 
 
 class CommandSender(Protocol):
     async def send(self, commands: Sequence[Command]) -> list[Any]:
-        """Replies in order. Raises RedisError (or OSError) if any command failed."""
+        """Replies in order; a command Redis refused has a ReplyError as its reply.
+        Raises RedisError (or OSError) when the batch as a whole failed (no connection,
+        refused AUTH, timeout): then no reply is known."""
 
     async def close(self) -> None: ...
 
@@ -44,11 +59,29 @@ def pack(commands: Sequence[Command]) -> bytes:
     return b"".join(out)
 
 
+def tls_context(params: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """For a rediss:// URL, the context redis-py would build from the same URL's ssl_*
+    query parameters (ssl_cert_reqs, ssl_ca_certs, ssl_ca_path, ssl_ca_data, ssl_certfile,
+    ssl_keyfile, ssl_password, ssl_check_hostname, ssl_min_version, ssl_ciphers, ...)."""
+    if params.get("connection_class") is not SSLConnection:
+        return None
+    defaults = inspect.signature(SSLConnection.__init__).parameters  # e.g. cert_reqs required
+    options = {
+        option: params.get(name, defaults[name].default)  # type: ignore[misc]
+        for name, option in SSL_OPTIONS.items()
+    }
+    try:
+        return RedisSSLContext(**options).get()
+    except (RedisError, ssl.SSLError, OSError) as e:
+        raise ValueError(f"redis_url: TLS parameters: {e}") from e
+
+
 class RespConnection:
     """One connection, opened on first use and again after any failure."""
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self._params = parse_url(url)  # ValueError for a URL redis-py would refuse too
+        self._tls = tls_context(self._params)
         self._timeout = timeout_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -62,8 +95,6 @@ class RespConnection:
                     if self._writer is None:
                         await self._connect()
                     return await self._round_trip(commands)
-            except ResponseError:
-                raise  # every reply was read: the connection is still in step
             except TimeoutError:
                 self._drop()
                 raise RedisTimeoutError(f"no reply from Redis within {self._timeout:g}s") from None
@@ -76,18 +107,20 @@ class RespConnection:
 
     async def close(self) -> None:
         async with self._lock:
+            writer = self._writer
             self._drop()
+            if writer is not None:  # let a TLS connection finish its shutdown too
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await writer.wait_closed()
 
     async def _connect(self) -> None:
         p = self._params
         if "path" in p:
             self._reader, self._writer = await asyncio.open_unix_connection(p["path"])
         else:
-            tls = (
-                ssl.create_default_context() if p.get("connection_class") is SSLConnection else None
-            )
             self._reader, self._writer = await asyncio.open_connection(
-                p.get("host", "localhost"), p.get("port", 6379), ssl=tls
+                p.get("host", "localhost"), p.get("port", 6379), ssl=self._tls
             )
         self._replies = hiredis.Reader()
         handshake: list[Command] = []
@@ -98,7 +131,10 @@ class RespConnection:
             handshake.append(("SELECT", p["db"]))
         if handshake:
             try:
-                await self._round_trip(handshake)
+                replies = await self._round_trip(handshake)
+                for command, reply in zip(handshake, replies, strict=True):
+                    if isinstance(reply, ReplyError):
+                        raise ResponseError(f"{command[0]!s}: {reply}")
             except BaseException:
                 self._drop()  # a refused AUTH must not leave a connection to reuse
                 raise
@@ -116,9 +152,6 @@ class RespConnection:
             self._replies.feed(chunk)
             while (reply := self._replies.gets()) is not False:
                 replies.append(reply)
-        for command, reply in zip(commands, replies, strict=True):
-            if isinstance(reply, hiredis.ReplyError):
-                raise ResponseError(f"{command[0]!s}: {reply}")
         return replies
 
     def _drop(self) -> None:
@@ -137,7 +170,8 @@ class PipelineSender:
         pipe = self._redis.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        return [ReplyError(str(r)) if isinstance(r, ResponseError) else r for r in replies]
 
     async def close(self) -> None:
         pass

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from marketdata import __version__
+from marketdata import __version__, spill
 from marketdata.config import Config, ConfigError, mask_url
 from marketdata.exchanges import ADAPTERS, ExchangeAdapter
 from marketdata.http import create_app
@@ -38,9 +38,12 @@ class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
-        self.redis = aioredis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        try:
+            connection = RespConnection(config.redis_url)
+        except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
+            raise StartupError(str(e)) from e
         self.publisher = Publisher(
-            RespConnection(config.redis_url),
+            connection,
             book_depth=config.book_depth,
             interval_s=config.publish_interval_ms / 1000,
             market_data_ttl_s=config.market_data_ttl_s,
@@ -85,6 +88,7 @@ class Service:
             raise
         tasks: list[asyncio.Task[Any]] = []
         try:
+            self._restore_spill()
             self.feeds = self._build_feeds(self._session, adapters)
             await self._start_http()
             self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
@@ -162,13 +166,47 @@ class Service:
                      self.publisher.trades_published)  # fmt: skip
         else:
             log.error("shutdown: %d trades could not be published", self.publisher.pending_trades)
+            self._spill()
         if self._http is not None:
             await self._http.cleanup()
         if self._session is not None:
             await self._session.close()
         await self.publisher.close()
-        await self.redis.aclose()
         log.info("stopped")
+
+    def _spill(self) -> None:
+        """Keep on disk what the spool has not received, for the next start to append."""
+        entries = self.publisher.pending_spool()
+        if not entries or not self.config.spool.enabled:
+            return
+        path = Path(self.config.spool.spill_path)
+        try:
+            spill.write(path, entries)
+        except OSError as e:
+            log.error("shutdown: cannot write %d spool entries to %s: %s", len(entries), path, e)
+            return
+        log.warning("shutdown: %d spool entries Redis did not take are in %s; the next start "
+                    "appends them to the spool", len(entries), path)  # fmt: skip
+
+    def _restore_spill(self) -> None:
+        """Queue the entries a previous run spilled; the file goes once they are in Redis."""
+        path = Path(self.config.spool.spill_path)
+        if not path.exists():
+            return
+        if not self.config.spool.enabled:
+            log.warning("spool disabled: leaving the spill file %s as it is", path)
+            return
+        try:
+            entries = spill.read(path)
+        except spill.SpillError as e:
+            raise StartupError(f"spill file: {e}") from e
+
+        def restored() -> None:
+            path.unlink(missing_ok=True)
+            log.info("%d spilled spool entries appended; removed %s", len(entries), path)
+
+        log.info("appending %d spool entries from %s", len(entries), path)
+        self.publisher.restore(entries, restored)
 
     async def _drain_publisher(self) -> bool:
         """Finish the flush in flight, then publish everything pending; False on timeout."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -98,6 +100,9 @@ def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrid
         },
     }
     raw.update(overrides)
+    # Never the default under ./.run: a spill left by one test would be restored by the next.
+    spool = raw["spool"] = dict(raw.get("spool", {}))
+    spool.setdefault("spill_path", os.path.join(tempfile.mkdtemp(prefix="spill-"), "spool.jsonl"))
     return parse_config(raw, environ={})
 
 

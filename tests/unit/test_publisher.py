@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import fakeredis
 import orjson
@@ -12,8 +14,11 @@ from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
-from marketdata.redis_batch import PipelineSender
+from marketdata.redis_batch import Command, PipelineSender, ReplyError
+from marketdata.spool import TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
+
+TRADE_FIELDS = ("binance_futures", "BTCUSDT", 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
 
 
 def synced_state(symbol: str = "BTCUSDT") -> SymbolState:
@@ -114,3 +119,107 @@ async def test_a_diff_applied_while_the_publish_is_in_flight_is_not_counted() ->
     assert await flush
     assert metrics.registry.get_sample_value("book_age_at_publish_seconds_sum") >= 0
     await redis.aclose()
+
+
+async def test_readiness_follows_the_publishers_own_connection_when_idle() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    redis = fakeredis.FakeAsyncRedis(server=server)
+    publisher = publisher_on(redis, 0.1, Metrics())
+    assert publisher.redis_problems() == ["no reply from Redis yet"]
+    task = asyncio.create_task(publisher.run())  # nothing to publish: it PINGs on its own
+    try:
+        assert await soon(lambda: publisher.redis_problems()[0].startswith("publishing fails"))
+        server.connected = True
+        assert await soon(lambda: not publisher.redis_problems())
+    finally:
+        publisher.stop()
+        await task
+        await redis.aclose()
+
+
+async def soon(predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    for _ in iter(lambda: time.monotonic() < deadline, False):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return predicate()
+
+
+async def test_a_full_spool_is_logged_when_it_starts_and_stops_refusing(caplog) -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    publisher = Publisher(
+        PipelineSender(redis), book_depth=5, interval_s=0.1, market_data_ttl_s=60,
+        metrics=Metrics(), spool=SpoolCapacity(max_entries=10),
+    )  # fmt: skip
+    state = synced_state()
+    trade_id = 0
+
+    async def trades(n: int) -> None:
+        nonlocal trade_id
+        for _ in range(n):
+            trade_id += 1
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+        assert await publisher.flush()
+
+    for _ in range(5):  # 8 fit; then every batch is refused
+        await trades(4)
+    await redis.delete(TRADES_STREAM)  # the persist process caught up and trimmed
+    await trades(4)
+    await trades(4)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("spool full (10 of 10 entries): refusing trades")
+    assert warnings[1] == "spool has room again: appending trades entries"
+    await redis.aclose()
+
+
+class RefusingXadd:
+    """A Redis whose user may not XADD: every other command is accepted."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Command]] = []
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        self.batches.append(list(commands))
+        return [ReplyError("NOPERM no XADD for you") if c[0] == "XADD" else 0 for c in commands]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_refused_xadd_is_retried_alone_within_the_pending_limit() -> None:
+    redis, metrics = RefusingXadd(), Metrics()
+    publisher = Publisher(
+        redis, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=metrics,
+        max_pending_trades=5, spool=SpoolCapacity(max_entries=1000),
+    )  # fmt: skip
+    state = synced_state()
+
+    def trades(ids: range) -> None:
+        for trade_id in ids:
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+
+    trades(range(1, 6))
+    assert not await publisher.flush()  # 5 PUBLISH accepted, 5 XADD refused
+    trades(range(6, 9))
+    assert await publisher.flush()  # the XADDs wait for the retry delay; 3 PUBLISH go
+    assert publisher.trades_published == 8
+    assert not await publisher.flush(everything=True)  # the retry: 8 XADDs, no trade again
+    assert len(xadds(redis.batches[-1])) == 8
+    assert not await publisher.flush(everything=True)  # the 5 newest kept
+    assert [c[c.index("trade_id") + 1] for c in xadds(redis.batches[-1])] == [
+        "4", "5", "6", "7", "8",
+    ]  # fmt: skip
+    published = [c for b in redis.batches for c in b if str(c[1]).startswith("trades:")]
+    assert len(published) == 8  # each trade once
+    sample = metrics.registry.get_sample_value
+    assert sample("spool_dropped_total", {"stream": "trades"}) == 3  # over the limit
+    assert sample("redis_command_refusals_total", {"command": "XADD", "reason": "NOPERM"}) == 18
+    assert sample("redis_publishes_total", {"kind": "trade"}) == 8
+    assert publisher.redis_problems() == ["XADD refused: NOPERM no XADD for you"]
+
+
+def xadds(batch: list[Command]) -> list[Command]:
+    return [c for c in batch if c[0] == "XADD"]
