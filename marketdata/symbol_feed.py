@@ -261,8 +261,12 @@ class SymbolFeed:
 
     def _apply_snapshot(self, snapshot: BookSnapshot) -> None:
         outcomes = self.state.sync.on_snapshot(snapshot)
-        log.info("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
-                 self.adapter.name, self.state.symbol, snapshot.last_id, len(outcomes),
+        outliers = outcomes.count(Outcome.OUTLIER)
+        if outliers:
+            self._metrics.messages_error.labels("out_of_order").inc(outliers)
+        log.info("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed (%d skipped "
+                 "as out of order), state %s", self.adapter.name, self.state.symbol,
+                 snapshot.last_id, len(outcomes), outliers,
                  self.state.sync.state.value)  # fmt: skip
         for outcome in outcomes:
             if outcome in BREAKS:

@@ -5,6 +5,10 @@ exact as of its id; the next diff must span it) -> SYNCED (diffs chain). BRIDGIN
 books are both correct and may be published: a quiet market can leave a fresh snapshot
 waiting for its bridging diff for a long time. Any break in continuity, or a crossed book,
 discards the book and goes back to BUFFERING; the caller fetches a new snapshot. No I/O.
+
+A diff whose ids are out of line with its neighbours (it claims updates past the snapshot,
+yet precedes the diff that bridges it, or a diff that the snapshot already holds) cannot be
+part of the venue's ordered stream: it is skipped as an outlier rather than let block sync.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Outcome(enum.Enum):
     GAP = "gap"  # continuity broken: book discarded, new snapshot needed
     CROSSED = "crossed"  # best bid >= best ask after applying: discarded, new snapshot needed
     SNAPSHOT_TOO_OLD = "snapshot_too_old"  # first kept diff starts after the snapshot
+    OUTLIER = "outlier"  # ids out of line with the diffs around it: skipped, not applied
 
 
 BREAKS = frozenset({Outcome.GAP, Outcome.CROSSED, Outcome.SNAPSHOT_TOO_OLD})
@@ -48,6 +53,10 @@ class BookSync:
         self.last_id: int | None = None
         self.last_exchange_ts = 0
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
+        # A repeat (a connection handover replays the last second or so) ends at an id the
+        # book holds: at most the one before the last diff applied (ids only grow; after the
+        # bridge, the snapshot's), or the last. A diff ending between the two is no repeat.
+        self._prior_id = 0  # last_id before the last diff applied
 
     @property
     def synced(self) -> bool:
@@ -64,13 +73,22 @@ class BookSync:
         self._discard()
         self._buffer.clear()
 
+    def discard(self) -> None:
+        """The book is known to be wrong (its top disagrees with the venue's): rebuild it from
+        a new snapshot. Diffs from now on are buffered for it."""
+        self._discard()
+
     def on_diff(self, diff: DepthDiff) -> Outcome:
         if self.state is SyncState.SYNCED:
             assert self.last_id is not None
             if self.rule.follows(diff, self.last_id):
+                self._prior_id = self.last_id
                 return self._apply(diff)
-            if diff.last_id <= self.last_id:
-                return Outcome.DROPPED  # a repeat of something already applied
+            last = diff.last_id
+            if last <= self._prior_id or last == self.last_id:
+                return Outcome.DROPPED  # a repeat: the book has it
+            # Anything else breaks the chain, older ids included: were all of them dropped
+            # as repeats, one diff with a far-future id would freeze the book, still "synced".
             return self._restart(diff, Outcome.GAP)
         if self.state is SyncState.BUFFERING:
             self._buffer.append(diff)
@@ -79,11 +97,17 @@ class BookSync:
         if self.rule.is_stale(diff, self.last_id):
             return Outcome.DROPPED
         if self.rule.bridges(diff, self.last_id):
+            self._prior_id = self.last_id
             return self._apply(diff)
         return self._restart(diff, Outcome.SNAPSHOT_TOO_OLD)
 
     def on_snapshot(self, snapshot: BookSnapshot) -> list[Outcome]:
-        """Load a snapshot and replay the buffered diffs on top of it."""
+        """Load a snapshot and replay the buffered diffs on top of it.
+
+        The venue's rule: drop diffs the snapshot holds (stale), then the first applied diff
+        must bridge it. The bridge is looked for anywhere in the buffer, so one outlier at
+        its head (which no snapshot can bridge) does not hold the symbol unsynced.
+        """
         pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
         self.book.load(snapshot.bids, snapshot.asks)
         if self.book.is_crossed():
@@ -93,13 +117,40 @@ class BookSync:
         self.last_id = snapshot.last_id
         self.last_exchange_ts = snapshot.exchange_ts
         self.state = SyncState.BRIDGING
-        outcomes = []
+        outcomes = self._before_bridge(pending, snapshot.last_id)
+        if outcomes and outcomes[-1] in BREAKS:
+            return outcomes
         while pending:
             outcome = self.on_diff(pending.popleft())
             outcomes.append(outcome)
             if outcome in BREAKS:
                 self._buffer.extend(pending)  # keep the rest, in order, for the next try
                 break
+        return outcomes
+
+    def _before_bridge(self, pending: deque[DepthDiff], snapshot_id: int) -> list[Outcome]:
+        """Take the diffs before the bridge off `pending`: stale ones are dropped, others
+        skipped as outliers when a later diff shows them out of order (a bridge, or a stale
+        diff, after them). Left with no such proof, the snapshot is too old: break."""
+        rule = self.rule
+        stale = [rule.is_stale(diff, snapshot_id) for diff in pending]
+        bridge = next(
+            (i for i, diff in enumerate(pending)
+             if not stale[i] and rule.bridges(diff, snapshot_id)),
+            len(pending),
+        )  # fmt: skip
+        last_stale = max((i for i in range(bridge) if stale[i]), default=-1)
+        outcomes: list[Outcome] = []
+        for i in range(bridge):
+            if stale[i]:
+                outcomes.append(Outcome.DROPPED)
+            elif bridge < len(pending) or i < last_stale:
+                outcomes.append(Outcome.OUTLIER)
+            else:
+                outcomes.append(self._restart(pending.popleft(), Outcome.SNAPSHOT_TOO_OLD))
+                self._buffer.extend(pending)
+                return outcomes
+            pending.popleft()
         return outcomes
 
     def _apply(self, diff: DepthDiff) -> Outcome:
