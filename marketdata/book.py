@@ -70,6 +70,11 @@ class OrderBook:
     def best_ask(self) -> PriceLevel | None:
         return _text(self._asks[self._ask_prices[0]]) if self._asks else None
 
+    def best_levels(self) -> tuple[Level | None, Level | None]:
+        """The best bid and ask as held (numbers and text), None for an empty side."""
+        bid = self._bids[-self._bid_prices[0]] if self._bids else None
+        return bid, self._asks[self._ask_prices[0]] if self._asks else None
+
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask: the book cannot be right."""
         if not self._bids or not self._asks:

@@ -85,6 +85,8 @@ class BinanceFuturesConfig:
     ws_url: str = DEFAULT_WS_URL
     rest_url: str = DEFAULT_REST_URL
     snapshot_limit: int = 1000
+    # Resync a book whose top disagrees with bookTicker this many comparisons in a row; 0: off.
+    top_audit_mismatches: int = 3
 
     def __post_init__(self) -> None:
         upper = tuple(s.upper() if isinstance(s, str) else s for s in self.symbols)
@@ -307,6 +309,7 @@ def _check_exchange(
             f"{path}.snapshot_limit: {exchange.snapshot_limit} is below book_depth "
             f"{config.book_depth}; published levels would be missing"
         )
+    _check_range(exchange.top_audit_mismatches, f"{path}.top_audit_mismatches", 0, 1000, problems)
     if not exchange.symbols:
         problems.append(f"{path}.symbols: list at least one symbol")
     seen: set[str] = set()

@@ -102,6 +102,14 @@ class Metrics:
             "book_levels", "Levels held per side", (*SYMBOL, "side"), registry=r
         )
         self.book_synced = Gauge("book_synced", "1 while the book is synced", SYMBOL, registry=r)
+        self.top_of_book_checks = HotCounter(
+            "top_of_book_checks", "Book's best bid/ask compared with the venue's bookTicker",
+            SYMBOL, r,
+        )  # fmt: skip
+        self.top_of_book_mismatches = Counter(
+            "top_of_book_mismatches", "Comparisons where the book's top differed from bookTicker",
+            SYMBOL, registry=r,
+        )  # fmt: skip
 
 
 class PersistMetrics:

@@ -100,7 +100,7 @@ class Service:
                 state = SymbolState(name, symbol, adapter.continuity)
                 feed = SymbolFeed(
                     adapter, state, self.publisher, session, self.config.reconnect,
-                    self.metrics, gate, self.config.stale_after_s,
+                    self.metrics, gate, self.config.stale_after_s, exchange.top_audit_mismatches,
                 )  # fmt: skip
                 feeds.append(feed)
                 self._by_key[(name, symbol)] = feed

@@ -20,6 +20,7 @@ from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.sync import BREAKS, Outcome
+from marketdata.top_audit import TopAudit, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class SymbolFeed:
         metrics: Metrics,
         gate: RestGate,
         stale_after_s: float,
+        top_audit_mismatches: int = 0,
     ) -> None:
         self.adapter = adapter
         self.state = state
@@ -59,6 +61,12 @@ class SymbolFeed:
         self._levels_bid = metrics.book_levels.labels(*labels, "bid")
         self._levels_ask = metrics.book_levels.labels(*labels, "ask")
         self._dropped = metrics.diffs_dropped.labels(*labels)
+        # None: the venue's bookTicker is not checked against the book.
+        self._audit = TopAudit(
+            metrics.top_of_book_checks.labels(*labels),
+            metrics.top_of_book_mismatches.labels(*labels),
+            top_audit_mismatches,
+        ) if top_audit_mismatches else None  # fmt: skip
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("book_ticker")
@@ -131,7 +139,7 @@ class SymbolFeed:
             elif type(event) is Trade:
                 self._on_trade(event)
             elif type(event) is BookTicker:
-                self._tickers_seen.inc()
+                self._on_ticker(event)
 
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
@@ -168,6 +176,30 @@ class SymbolFeed:
         if not self._synced_flag:
             self._set_synced(True)
         self._publisher.book_changed(state)
+        audit = self._audit
+        if audit is not None:
+            if audit.on_book(diff.last_id, state.sync.book, diff.recv_ts) is Verdict.SUSTAINED:
+                self._top_wrong()
+
+    def _on_ticker(self, ticker: BookTicker) -> None:
+        self._tickers_seen.inc()
+        audit = self._audit
+        if audit is not None and audit.on_ticker(ticker, ticker.recv_ts) is Verdict.SUSTAINED:
+            self._top_wrong()
+
+    def _top_wrong(self) -> None:
+        """The book's top keeps disagreeing with the venue's: rebuild it."""
+        state, audit = self.state, self._audit
+        assert audit is not None
+        log.warning("%s %s: book's top keeps disagreeing with the venue's bookTicker (%s), "
+                    "resyncing from a new snapshot", self.adapter.name, state.symbol,
+                    audit.evidence)  # fmt: skip
+        state.sync.discard()
+        self._set_synced(False)
+        self._resyncs.inc()
+        self._publisher.book_changed(state)
+        if self._wants_snapshot():
+            self._request_snapshot()
 
     def _on_trade(self, trade: Trade) -> None:
         self._trades_seen.inc()
@@ -179,6 +211,8 @@ class SymbolFeed:
 
     def _broken(self, outcome: Outcome, diff: DepthDiff | None) -> None:
         self._set_synced(False)
+        if self._audit is not None:
+            self._audit.book_discarded()
         if outcome is not Outcome.SNAPSHOT_TOO_OLD:
             self._gaps.inc()
             self._resyncs.inc()
@@ -202,6 +236,8 @@ class SymbolFeed:
             if depth_stream:
                 # A new connection starts a new diff chain: the book must be rebuilt.
                 self.state.sync.reset()
+                if self._audit is not None:
+                    self._audit.reset()
                 if self._synced_flag:
                     self._set_synced(False)
                     self._publisher.book_changed(self.state)
@@ -271,8 +307,13 @@ class SymbolFeed:
         for outcome in outcomes:
             if outcome in BREAKS:
                 self._broken(outcome, None)
-        if self.state.sync.synced:
+        sync = self.state.sync
+        if sync.synced:
             self.state.last_recv_ts = snapshot.recv_ts
             self._set_synced(True)
             self._updates.inc(outcomes.count(Outcome.APPLIED))
             self._publisher.book_changed(self.state)
+            audit = self._audit
+            if audit is not None and sync.last_id is not None:
+                if audit.on_book(sync.last_id, sync.book, snapshot.recv_ts) is Verdict.SUSTAINED:
+                    self._top_wrong()

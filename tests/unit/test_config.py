@@ -99,6 +99,10 @@ BAD_CASES = {
         "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    snapshot_limit: 30\n",
         "exchanges.binance_futures.snapshot_limit: 30 is not one of 5, 10, 20, 50, 100, 500, 1000",
     ),
+    "top audit": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    top_audit_mismatches: -1\n",
+        "exchanges.binance_futures.top_audit_mismatches: -1 is outside 0..1000",
+    ),
     "no exchanges": ("book_depth: 20\n", "exchanges: configure at least one exchange"),
     "not yaml": ("exchanges: [unclosed\n", "not valid YAML at line 2"),
 }
