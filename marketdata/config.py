@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from marketdata.book import DEFAULT_MAX_LEVELS
+from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.exchanges.binance_futures import DEFAULT_REST_URL, DEFAULT_WS_URL, SNAPSHOT_LIMITS
 
 ENV_PREFIX = "MARKETDATA_"
@@ -87,6 +89,8 @@ class BinanceFuturesConfig:
     snapshot_limit: int = 1000
     # Resync a book whose top disagrees with bookTicker this many comparisons in a row; 0: off.
     top_audit_mismatches: int = 3
+    max_levels_per_side: int = DEFAULT_MAX_LEVELS  # past it the book is rebuilt
+    max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES  # a larger snapshot body is refused
 
     def __post_init__(self) -> None:
         upper = tuple(s.upper() if isinstance(s, str) else s for s in self.symbols)
@@ -310,6 +314,13 @@ def _check_exchange(
             f"{config.book_depth}; published levels would be missing"
         )
     _check_range(exchange.top_audit_mismatches, f"{path}.top_audit_mismatches", 0, 1000, problems)
+    _check_range(
+        exchange.max_levels_per_side, f"{path}.max_levels_per_side",
+        exchange.snapshot_limit, 1_000_000, problems,
+    )  # fmt: skip
+    _check_range(
+        exchange.max_snapshot_bytes, f"{path}.max_snapshot_bytes", 65_536, 1 << 30, problems
+    )
     if not exchange.symbols:
         problems.append(f"{path}.symbols: list at least one symbol")
     seen: set[str] = set()

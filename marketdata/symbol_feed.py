@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from marketdata.backoff import Backoff
+from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES, BodyTooLarge, read_capped
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
@@ -39,6 +40,7 @@ class SymbolFeed:
         gate: RestGate,
         stale_after_s: float,
         top_audit_mismatches: int = 0,
+        max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
         self.adapter = adapter
         self.state = state
@@ -61,6 +63,9 @@ class SymbolFeed:
         self._levels_bid = metrics.book_levels.labels(*labels, "bid")
         self._levels_ask = metrics.book_levels.labels(*labels, "ask")
         self._dropped = metrics.diffs_dropped.labels(*labels)
+        self._max_snapshot_bytes = max_snapshot_bytes
+        self._too_many_levels = metrics.book_limits_exceeded.labels(*labels, "levels_per_side")
+        self._snapshot_too_large = metrics.book_limits_exceeded.labels(*labels, "snapshot_bytes")
         # None: the venue's bookTicker is not checked against the book.
         self._audit = TopAudit(
             metrics.top_of_book_checks.labels(*labels),
@@ -213,7 +218,10 @@ class SymbolFeed:
         self._set_synced(False)
         if self._audit is not None:
             self._audit.book_discarded()
-        if outcome is not Outcome.SNAPSHOT_TOO_OLD:
+        if outcome is Outcome.TOO_DEEP:
+            self._too_many_levels.inc()
+            self._resyncs.inc()
+        elif outcome is not Outcome.SNAPSHOT_TOO_OLD:
             self._gaps.inc()
             self._resyncs.inc()
         ids = f"U={diff.first_id} u={diff.last_id} pu={diff.prev_last_id}" if diff else ""
@@ -275,8 +283,14 @@ class SymbolFeed:
         try:
             timeout = aiohttp.ClientTimeout(total=SNAPSHOT_TIMEOUT_S)
             async with self._session.get(url, timeout=timeout) as response:
-                body = await response.read()
                 status = response.status
+                body = await read_capped(response, self._max_snapshot_bytes)
+        except BodyTooLarge as e:
+            self._metrics.snapshot_requests.labels(str(status)).inc()
+            self._gate.record(status, response.headers)
+            self._snapshot_too_large.inc()
+            log.warning("%s: snapshot refused: %s", symbol, e)
+            return None
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             self._metrics.snapshot_requests.labels("error").inc()
             log.warning("%s: snapshot request failed: %s", symbol, e or type(e).__name__)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 
-from marketdata.book import OrderBook
+from marketdata.book import DEFAULT_MAX_LEVELS, OrderBook
 from marketdata.continuity import ContinuityRule
 from marketdata.events import BookSnapshot, DepthDiff
 
@@ -35,24 +35,67 @@ class Outcome(enum.Enum):
     CROSSED = "crossed"  # best bid >= best ask after applying: discarded, new snapshot needed
     SNAPSHOT_TOO_OLD = "snapshot_too_old"  # first kept diff starts after the snapshot
     OUTLIER = "outlier"  # ids out of line with the diffs around it: skipped, not applied
+    TOO_DEEP = "too_deep"  # a side holds more levels than allowed: discarded, new snapshot
 
 
-BREAKS = frozenset({Outcome.GAP, Outcome.CROSSED, Outcome.SNAPSHOT_TOO_OLD})
+BREAKS = frozenset({Outcome.GAP, Outcome.CROSSED, Outcome.SNAPSHOT_TOO_OLD, Outcome.TOO_DEEP})
 
 DEFAULT_MAX_BUFFER = 10_000
+BUFFERED_LEVELS_PER_BOOK = 10
+
+
+class DiffBuffer:
+    """Diffs kept while no snapshot is loaded, oldest first: at most `max_diffs` of them and
+    `max_levels` levels in all. Past either, the oldest go (a snapshot not yet fetched is
+    newer than they are); one diff is always kept, however large."""
+
+    def __init__(self, max_diffs: int, max_levels: int) -> None:
+        self.max_diffs = max_diffs
+        self.max_levels = max_levels
+        self._diffs: deque[DepthDiff] = deque()
+        self._levels = 0
+
+    def __len__(self) -> int:
+        return len(self._diffs)
+
+    def append(self, diff: DepthDiff) -> None:
+        diffs = self._diffs
+        diffs.append(diff)
+        self._levels += len(diff.bids) + len(diff.asks)
+        while len(diffs) > 1 and (len(diffs) > self.max_diffs or self._levels > self.max_levels):
+            old = diffs.popleft()
+            self._levels -= len(old.bids) + len(old.asks)
+
+    def extend(self, diffs: deque[DepthDiff]) -> None:
+        for diff in diffs:
+            self.append(diff)
+
+    def take(self) -> deque[DepthDiff]:
+        """Everything kept, leaving the buffer empty."""
+        diffs, self._diffs, self._levels = self._diffs, deque(), 0
+        return diffs
+
+    def clear(self) -> None:
+        self.take()
 
 
 class BookSync:
     """Keeps one symbol's OrderBook exactly in step with the exchange, or says it is not."""
 
-    def __init__(self, rule: ContinuityRule, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(
+        self,
+        rule: ContinuityRule,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+    ) -> None:
         self.rule = rule
-        self.book = OrderBook()
+        self.book = OrderBook(max_levels)
         self.state = SyncState.BUFFERING
         # The id the book is exact at (None while BUFFERING); in BRIDGING, the snapshot's.
         self.last_id: int | None = None
         self.last_exchange_ts = 0
-        self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
+        # Levels buffered, in all: ten books' worth at the cap (diffs are mostly small).
+        self._buffer = DiffBuffer(max_buffer, BUFFERED_LEVELS_PER_BOOK * max_levels)
         # A repeat (a connection handover replays the last second or so) ends at an id the
         # book holds: at most the one before the last diff applied (ids only grow; after the
         # bridge, the snapshot's), or the last. A diff ending between the two is no repeat.
@@ -108,12 +151,12 @@ class BookSync:
         must bridge it. The bridge is looked for anywhere in the buffer, so one outlier at
         its head (which no snapshot can bridge) does not hold the symbol unsynced.
         """
-        pending, self._buffer = self._buffer, deque(maxlen=self._buffer.maxlen)
-        self.book.load(snapshot.bids, snapshot.asks)
-        if self.book.is_crossed():
-            self._restart(None, Outcome.CROSSED)
+        pending = self._buffer.take()
+        loaded = self.book.load(snapshot.bids, snapshot.asks)
+        if not loaded or self.book.is_crossed():
+            outcome = self._restart(None, Outcome.CROSSED if loaded else Outcome.TOO_DEEP)
             self._buffer.extend(pending)
-            return [Outcome.CROSSED]
+            return [outcome]
         self.last_id = snapshot.last_id
         self.last_exchange_ts = snapshot.exchange_ts
         self.state = SyncState.BRIDGING
@@ -154,7 +197,8 @@ class BookSync:
         return outcomes
 
     def _apply(self, diff: DepthDiff) -> Outcome:
-        self.book.apply(diff.bids, diff.asks)
+        if not self.book.apply(diff.bids, diff.asks):
+            return self._restart(None, Outcome.TOO_DEEP)
         if self.book.is_crossed():
             return self._restart(None, Outcome.CROSSED)
         self.state = SyncState.SYNCED
