@@ -18,11 +18,17 @@ from marketdata.events import Level
 
 PriceLevel = tuple[str, str]  # (price_text, qty_text)
 
+# Levels held per side, at most. A snapshot brings 1000 (the largest limit); diffs add the
+# prices that come into play beyond them, which only matter as the market moves there.
+# 5000 is five snapshots' worth, about 1.6 MB per side; past it the book is rebuilt.
+DEFAULT_MAX_LEVELS = 5000
+
 
 class OrderBook:
-    __slots__ = ("_ask_prices", "_asks", "_bid_prices", "_bids")
+    __slots__ = ("_ask_prices", "_asks", "_bid_prices", "_bids", "max_levels")
 
-    def __init__(self) -> None:
+    def __init__(self, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
+        self.max_levels = max_levels
         self._bids: dict[float, Level] = {}
         self._asks: dict[float, Level] = {}
         self._bid_prices = SortedList()  # -price, best (highest) first
@@ -34,15 +40,21 @@ class OrderBook:
         self._bid_prices.clear()
         self._ask_prices.clear()
 
-    def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Replace the whole book with a snapshot's levels."""
+    def load(self, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
+        """Replace the whole book with a snapshot's levels; False when a side holds more
+        than max_levels (nothing is kept then)."""
         self._bids = {level[0]: level for level in bids if level[1] > 0}
         self._asks = {level[0]: level for level in asks if level[1] > 0}
+        if not self._within_limit():
+            self.clear()
+            return False
         self._bid_prices = SortedList(-price for price in self._bids)
         self._ask_prices = SortedList(self._asks)
+        return True
 
-    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Set each level to its absolute quantity; quantity 0 removes the level."""
+    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> bool:
+        """Set each level to its absolute quantity; quantity 0 removes the level. False when
+        a side now holds more than max_levels: the caller must rebuild the book."""
         levels, prices = self._bids, self._bid_prices
         for level in bids:
             price = level[0]
@@ -63,12 +75,21 @@ class OrderBook:
                 if price not in levels:
                     prices.add(price)
                 levels[price] = level
+        return len(self._bids) <= self.max_levels >= len(levels)  # inline: once per diff
+
+    def _within_limit(self) -> bool:
+        return len(self._bids) <= self.max_levels >= len(self._asks)
 
     def best_bid(self) -> PriceLevel | None:
         return _text(self._bids[-self._bid_prices[0]]) if self._bids else None
 
     def best_ask(self) -> PriceLevel | None:
         return _text(self._asks[self._ask_prices[0]]) if self._asks else None
+
+    def best_levels(self) -> tuple[Level | None, Level | None]:
+        """The best bid and ask as held (numbers and text), None for an empty side."""
+        bid = self._bids[-self._bid_prices[0]] if self._bids else None
+        return bid, self._asks[self._ask_prices[0]] if self._asks else None
 
     def is_crossed(self) -> bool:
         """True when the best bid is at or above the best ask: the book cannot be right."""

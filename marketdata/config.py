@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from marketdata.book import DEFAULT_MAX_LEVELS
+from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config_yaml import ConfigFileError, read_yaml
 from marketdata.exchanges.binance_futures import DEFAULT_REST_URL, DEFAULT_WS_URL, SNAPSHOT_LIMITS
 
@@ -86,6 +88,10 @@ class BinanceFuturesConfig:
     ws_url: str = DEFAULT_WS_URL
     rest_url: str = DEFAULT_REST_URL
     snapshot_limit: int = 1000
+    # Resync a book whose top disagrees with bookTicker this many comparisons in a row; 0: off.
+    top_audit_mismatches: int = 3
+    max_levels_per_side: int = DEFAULT_MAX_LEVELS  # past it the book is rebuilt
+    max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES  # a larger snapshot body is refused
 
     def __post_init__(self) -> None:
         upper = tuple(s.upper() if isinstance(s, str) else s for s in self.symbols)
@@ -327,6 +333,14 @@ def _check_exchange(
             f"{path}.snapshot_limit: {exchange.snapshot_limit} is below book_depth "
             f"{config.book_depth}; published levels would be missing"
         )
+    _check_range(exchange.top_audit_mismatches, f"{path}.top_audit_mismatches", 0, 1000, problems)
+    _check_range(
+        exchange.max_levels_per_side, f"{path}.max_levels_per_side",
+        exchange.snapshot_limit, 1_000_000, problems,
+    )  # fmt: skip
+    _check_range(
+        exchange.max_snapshot_bytes, f"{path}.max_snapshot_bytes", 65_536, 1 << 30, problems
+    )
     if not exchange.symbols:
         problems.append(f"{path}.symbols: list at least one symbol")
     seen: set[str] = set()

@@ -132,6 +132,18 @@ class Metrics:
             "book_levels", "Levels held per side", (*SYMBOL, "side"), registry=r
         )
         self.book_synced = Gauge("book_synced", "1 while the book is synced", SYMBOL, registry=r)
+        self.book_limits_exceeded = Counter(
+            "book_limits_exceeded", "Books or snapshots refused for their size, by limit",
+            (*SYMBOL, "limit"), registry=r,
+        )  # fmt: skip
+        self.top_of_book_checks = HotCounter(
+            "top_of_book_checks", "Book's best bid/ask compared with the venue's bookTicker",
+            SYMBOL, r,
+        )  # fmt: skip
+        self.top_of_book_mismatches = Counter(
+            "top_of_book_mismatches", "Comparisons where the book's top differed from bookTicker",
+            SYMBOL, registry=r,
+        )  # fmt: skip
 
 
 class PersistMetrics:

@@ -128,10 +128,11 @@ class Service:
             adapter = adapters[name]
             gate = RestGate()  # one per exchange: its weight limit is per IP, across symbols
             for symbol in exchange.symbols:
-                state = SymbolState(name, symbol, adapter.continuity)
+                state = SymbolState(name, symbol, adapter.continuity, exchange.max_levels_per_side)
                 feed = SymbolFeed(
                     adapter, state, self.publisher, session, self.config.reconnect,
-                    self.metrics, gate, self.config.stale_after_s,
+                    self.metrics, gate, self.config.stale_after_s, exchange.top_audit_mismatches,
+                    exchange.max_snapshot_bytes,
                 )  # fmt: skip
                 feeds.append(feed)
                 self._by_key[(name, symbol)] = feed

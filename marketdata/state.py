@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from marketdata.book import PriceLevel
+from marketdata.book import DEFAULT_MAX_LEVELS, PriceLevel
 from marketdata.channels import Channels, channels_for
 from marketdata.continuity import ContinuityRule
 from marketdata.events import Trade
@@ -16,11 +16,17 @@ from marketdata.trade_ids import TradeIds
 
 
 class SymbolState:
-    def __init__(self, exchange: str, symbol: str, rule: ContinuityRule) -> None:
+    def __init__(
+        self,
+        exchange: str,
+        symbol: str,
+        rule: ContinuityRule,
+        max_levels_per_side: int = DEFAULT_MAX_LEVELS,
+    ) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.channels: Channels = channels_for(exchange, symbol)
-        self.sync = BookSync(rule)
+        self.sync = BookSync(rule, max_levels=max_levels_per_side)
         self.stats = RollingTradeStats()
         self.trade_ids = TradeIds()  # repeats and gaps in the trade ids
         self.last_recv_ts = 0.0  # receive time of the last diff applied

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from marketdata.backoff import Backoff
+from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES, BodyTooLarge, read_capped
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
@@ -22,6 +23,7 @@ from marketdata.publish import Publisher
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.sync import BREAKS, Outcome
+from marketdata.top_audit import TopAudit, Verdict
 from marketdata.trade_gaps import GapLimits, TradeGaps
 from marketdata.trade_history import TradeHistory
 
@@ -41,6 +43,8 @@ class SymbolFeed:
         metrics: Metrics,
         gate: RestGate,
         stale_after_s: float,
+        top_audit_mismatches: int = 0,
+        max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
         self.adapter = adapter
         self.state = state
@@ -64,6 +68,15 @@ class SymbolFeed:
         self._levels_bid = metrics.book_levels.labels(*labels, "bid")
         self._levels_ask = metrics.book_levels.labels(*labels, "ask")
         self._dropped = metrics.diffs_dropped.labels(*labels)
+        self._max_snapshot_bytes = max_snapshot_bytes
+        self._too_many_levels = metrics.book_limits_exceeded.labels(*labels, "levels_per_side")
+        self._snapshot_too_large = metrics.book_limits_exceeded.labels(*labels, "snapshot_bytes")
+        # None: the venue's bookTicker is not checked against the book.
+        self._audit = TopAudit(
+            metrics.top_of_book_checks.labels(*labels),
+            metrics.top_of_book_mismatches.labels(*labels),
+            top_audit_mismatches,
+        ) if top_audit_mismatches else None  # fmt: skip
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("book_ticker")
@@ -150,7 +163,7 @@ class SymbolFeed:
             elif type(event) is Trade:
                 self._on_trade(event)
             elif type(event) is BookTicker:
-                self._tickers_seen.inc()
+                self._on_ticker(event)
 
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
@@ -187,6 +200,30 @@ class SymbolFeed:
         if not self._synced_flag:
             self._set_synced(True)
         self._publisher.book_changed(state)
+        audit = self._audit
+        if audit is not None:
+            if audit.on_book(diff.last_id, state.sync.book, diff.recv_ts) is Verdict.SUSTAINED:
+                self._top_wrong()
+
+    def _on_ticker(self, ticker: BookTicker) -> None:
+        self._tickers_seen.inc()
+        audit = self._audit
+        if audit is not None and audit.on_ticker(ticker, ticker.recv_ts) is Verdict.SUSTAINED:
+            self._top_wrong()
+
+    def _top_wrong(self) -> None:
+        """The book's top keeps disagreeing with the venue's: rebuild it."""
+        state, audit = self.state, self._audit
+        assert audit is not None
+        log.warning("%s %s: book's top keeps disagreeing with the venue's bookTicker (%s), "
+                    "resyncing from a new snapshot", self.adapter.name, state.symbol,
+                    audit.evidence)  # fmt: skip
+        state.sync.discard()
+        self._set_synced(False)
+        self._resyncs.inc()
+        self._publisher.book_changed(state)
+        if self._wants_snapshot():
+            self._request_snapshot()
 
     def _on_trade(self, trade: Trade) -> None:
         self._trades_seen.inc()
@@ -199,7 +236,12 @@ class SymbolFeed:
 
     def _broken(self, outcome: Outcome, diff: DepthDiff | None) -> None:
         self._set_synced(False)
-        if outcome is not Outcome.SNAPSHOT_TOO_OLD:
+        if self._audit is not None:
+            self._audit.book_discarded()
+        if outcome is Outcome.TOO_DEEP:
+            self._too_many_levels.inc()
+            self._resyncs.inc()
+        elif outcome is not Outcome.SNAPSHOT_TOO_OLD:
             self._gaps.inc()
             self._resyncs.inc()
         ids = f"U={diff.first_id} u={diff.last_id} pu={diff.prev_last_id}" if diff else ""
@@ -224,6 +266,8 @@ class SymbolFeed:
             if depth_stream:
                 # A new connection starts a new diff chain: the book must be rebuilt.
                 self.state.sync.reset()
+                if self._audit is not None:
+                    self._audit.reset()
                 if self._synced_flag:
                     log.info("%s: book out of sync: its diff stream disconnected", self.key)
                     self._set_synced(False)
@@ -262,8 +306,14 @@ class SymbolFeed:
         try:
             timeout = aiohttp.ClientTimeout(total=SNAPSHOT_TIMEOUT_S)
             async with self._session.get(url, timeout=timeout) as response:
-                body = await response.read()
                 status = response.status
+                body = await read_capped(response, self._max_snapshot_bytes)
+        except BodyTooLarge as e:
+            self._metrics.snapshot_requests.labels(str(status)).inc()
+            self._gate.record(status, response.headers)
+            self._snapshot_too_large.inc()
+            self._snapshot_outage.fail(f"refused: {e}")
+            return None
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             self._metrics.snapshot_requests.labels("error").inc()
             self._snapshot_outage.fail(f"request failed: {describe(e)}")
@@ -286,17 +336,26 @@ class SymbolFeed:
 
     def _apply_snapshot(self, snapshot: BookSnapshot) -> None:
         outcomes = self.state.sync.on_snapshot(snapshot)
-        log.debug("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed, state %s",
-                 self.adapter.name, self.state.symbol, snapshot.last_id, len(outcomes),
+        outliers = outcomes.count(Outcome.OUTLIER)
+        if outliers:
+            self._metrics.messages_error.labels("out_of_order").inc(outliers)
+        log.debug("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed (%d skipped "
+                  "as out of order), state %s", self.adapter.name, self.state.symbol,
+                  snapshot.last_id, len(outcomes), outliers,
                  self.state.sync.state.value)  # fmt: skip
         for outcome in outcomes:
             if outcome in BREAKS:
                 self._broken(outcome, None)
-        if self.state.sync.synced:
+        sync = self.state.sync
+        if sync.synced:
             self.state.last_recv_ts = snapshot.recv_ts
             self._set_synced(True)
             self._updates.inc(outcomes.count(Outcome.APPLIED))
             self._publisher.book_changed(self.state)
+            audit = self._audit
+            if audit is not None and sync.last_id is not None:
+                if audit.on_book(sync.last_id, sync.book, snapshot.recv_ts) is Verdict.SUSTAINED:
+                    self._top_wrong()
 
 
 def _disconnected(connection: WebSocketFeed) -> str:

@@ -11,6 +11,13 @@ from marketdata.events import BookSnapshot, Event, Level, Trade
 
 _INF = math.inf
 
+# Update ids (U, u, pu, lastUpdateId) are per-symbol counters: about 6 * 10^11 in the 2021
+# capture, growing by far less than 10^12 a year. 2^53 leaves centuries of room and is the
+# largest integer any JSON peer (a JavaScript double) holds exactly, so an id at or past it
+# can only be corruption. It must be refused, not applied: one diff with a far-future id,
+# chained on a valid `pu`, would make every later real diff look old.
+MAX_UPDATE_ID = 2**53
+
 
 class MalformedMessage(ValueError):
     """A frame the adapter cannot turn into events. `reason` is a short metric label."""
@@ -54,51 +61,100 @@ class ExchangeAdapter(Protocol):
         """That page's trades, oldest first, marked backfilled. Raises MalformedMessage."""
 
 
+# Decimal strings already found canonical, with their values. A book's prices recur all the
+# time (they move within a narrow band), and one dict lookup costs less than float() alone,
+# so the strict check is paid once per distinct string. Emptied when full.
+_DECIMALS: dict[str, float] = {}
+MAX_KNOWN_DECIMALS = 1 << 15  # about 3 MB at most
+
+
 def parse_levels(raw: Any, where: str) -> list[Level]:
-    """[[price, qty], ...] of decimal strings -> validated Levels.
+    """[[price, qty], ...] of canonical decimal strings -> validated Levels.
 
     This runs for every level of every diff, so the checks are inline rather than calls to
-    to_number (the calls were a tenth of the parse); the error path sorts out the reason.
+    decimal_value: a string seen before costs one dict lookup, and a whole-number quantity
+    not seen before (the usual kind on many symbols, and too varied to remember) two
+    string-method calls and float(). Every other string goes through _new_decimal.
     """
     if type(raw) is not list:
         raise MalformedMessage("bad_field", f"{where} is not a list")
+    known = _DECIMALS
     levels = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 2:
             raise MalformedMessage("bad_level", f"{where} entry {entry!r}")
         price_text, qty_text = entry
-        if type(price_text) is not str or type(qty_text) is not str:
-            raise MalformedMessage("bad_type", f"{where}: {entry!r} is not two decimal strings")
         try:
-            price, qty = float(price_text), float(qty_text)
-        except ValueError:
-            raise MalformedMessage("bad_number", f"{where}: {entry!r}") from None
-        if not (0 < price < _INF and 0 <= qty < _INF):
-            raise _out_of_range(price, qty, entry, where)
+            price, qty = known.get(price_text), known.get(qty_text)
+        except TypeError:  # unhashable: a list or an object where a string should be
+            raise MalformedMessage(
+                "bad_type", f"{where}: {entry!r} is not two decimal strings"
+            ) from None
+        if price is None:
+            price = _new_decimal(price_text, where)
+        if qty is None:
+            if type(qty_text) is str and qty_text.isdigit() and qty_text.isascii():
+                qty = float(qty_text)  # isdigit() alone is also true of other scripts' digits
+            else:
+                qty = _new_decimal(qty_text, where)
+        if not price or qty == _INF:  # canonical decimals are never negative
+            raise _out_of_range(entry, where)
         levels.append((price, qty, price_text, qty_text))
     return levels
 
 
-def _out_of_range(price: float, qty: float, entry: list[str], where: str) -> MalformedMessage:
-    if not (math.isfinite(price) and math.isfinite(qty)):
-        return MalformedMessage("bad_number", f"{where}: {entry!r} is not finite")
-    return MalformedMessage("bad_level", f"{where} entry {entry!r} out of range")
+def _out_of_range(entry: list[str], where: str) -> MalformedMessage:
+    if float(entry[1]) == _INF:  # 309 digits or more
+        return MalformedMessage("bad_number", f"{where}: {entry[1][:40]!r}... is not finite")
+    return MalformedMessage("bad_level", f"{where} entry {entry!r}: price 0")
+
+
+def decimal_value(text: Any, where: str) -> float:
+    """The value of a decimal string in the venue's canonical form, `[0-9]+(\\.[0-9]+)?`:
+    ASCII digits, at most one '.', with digits on both sides. float() alone also takes other
+    scripts' digits, '_', spaces, a sign, exponents, inf and nan; each of those, and a JSON
+    number where a string belongs, is refused (bad_number, bad_type)."""
+    try:
+        value = _DECIMALS.get(text)
+    except TypeError:
+        value = None  # unhashable: _new_decimal names the type
+    return _new_decimal(text, where) if value is None else value
 
 
 def to_number(text: Any, where: str) -> float:
-    """A finite float from the exchange's decimal string (numbers as JSON numbers refused)."""
-    if not isinstance(text, str):
+    """decimal_value (the name the parsers used before it was strict)."""
+    return decimal_value(text, where)
+
+
+def _new_decimal(text: Any, where: str) -> float:
+    if type(text) is not str:
         raise MalformedMessage("bad_type", f"{where}: {text!r} is not a decimal string")
-    try:
-        value = float(text)
-    except ValueError:
-        raise MalformedMessage("bad_number", f"{where}: {text!r}") from None
-    if not math.isfinite(value):
-        raise MalformedMessage("bad_number", f"{where}: {text!r} is not finite")
+    # isdigit() is also true of other scripts' digits: hence isascii() first.
+    if (
+        not (text.isascii() and text.replace(".", "", 1).isdigit())
+        or text[0] == "."
+        or (text[-1] == ".")
+    ):
+        raise MalformedMessage("bad_number", f"{where}: {text!r} is not a plain decimal")
+    value = float(text)
+    if value == _INF:
+        raise MalformedMessage("bad_number", f"{where}: {text[:40]!r}... is not finite")
+    if len(_DECIMALS) >= MAX_KNOWN_DECIMALS:
+        _DECIMALS.clear()
+    _DECIMALS[text] = value
     return value
 
 
 def to_int(value: Any, where: str) -> int:
     if type(value) is not int:
         raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
+    return value
+
+
+def to_update_id(value: Any, where: str) -> int:
+    """A venue update id: an integer in 1 .. MAX_UPDATE_ID - 1."""
+    if type(value) is not int:
+        raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
+    if not 0 < value < MAX_UPDATE_ID:
+        raise MalformedMessage("bad_ids", f"{where}: {value} is outside 1..2^53-1")
     return value

@@ -18,7 +18,13 @@ import orjson
 
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
-from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_number
+from marketdata.exchanges.base import (
+    MalformedMessage,
+    parse_levels,
+    to_int,
+    to_number,
+    to_update_id,
+)
 from marketdata.logs import describe
 
 NAME = "binance_futures"
@@ -131,7 +137,7 @@ class BinanceFutures:
             return BookSnapshot(
                 exchange=NAME,
                 symbol=symbol,
-                last_id=to_int(data["lastUpdateId"], "lastUpdateId"),
+                last_id=to_update_id(data["lastUpdateId"], "lastUpdateId"),
                 bids=parse_levels(data["bids"], f"{symbol} snapshot bids"),
                 asks=parse_levels(data["asks"], f"{symbol} snapshot asks"),
                 exchange_ts=to_int(data.get("E", 0), "E"),
@@ -150,15 +156,16 @@ def _symbol(data: dict[str, Any]) -> str:
 
 def _depth(data: dict[str, Any], recv_ts: float) -> DepthDiff:
     symbol = _symbol(data)
-    first_id, last_id = to_int(data["U"], "U"), to_int(data["u"], "u")
-    if first_id > last_id:
-        raise MalformedMessage("bad_ids", f"{symbol} U {first_id} > u {last_id}")
+    first_id, last_id = to_update_id(data["U"], "U"), to_update_id(data["u"], "u")
+    prev_id = to_int(data["pu"], "pu")
+    if not 0 <= prev_id < first_id <= last_id:  # pu, the previous event's u, comes before U
+        raise MalformedMessage("bad_ids", f"{symbol} pu {prev_id} U {first_id} u {last_id}")
     return DepthDiff(
         exchange=NAME,
         symbol=symbol,
         first_id=first_id,
         last_id=last_id,
-        prev_last_id=to_int(data["pu"], "pu"),
+        prev_last_id=prev_id,
         bids=parse_levels(data["b"], f"{symbol} depth bids"),
         asks=parse_levels(data["a"], f"{symbol} depth asks"),
         exchange_ts=to_int(data["E"], "E"),
@@ -205,7 +212,7 @@ def _book_ticker(data: dict[str, Any], recv_ts: float) -> BookTicker:
     return BookTicker(
         exchange=NAME,
         symbol=symbol,
-        update_id=to_int(data["u"], "u"),
+        update_id=to_update_id(data["u"], "u"),
         bid_price=data["b"],
         bid_qty=data["B"],
         ask_price=data["a"],

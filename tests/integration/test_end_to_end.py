@@ -22,6 +22,18 @@ async def run_service(config: Any) -> tuple[Service, asyncio.Task[None]]:
     return service, asyncio.create_task(service.run())
 
 
+def assert_tops_agree_with_book_ticker(service: Service, symbols: list[str]) -> None:
+    """The venue's own best bid/ask was compared with the book, and never differed."""
+    for symbol in symbols:
+        labels = {"exchange": "binance_futures", "symbol": symbol}
+        checks = service.metrics.registry.get_sample_value("top_of_book_checks_total", labels)
+        assert checks, symbol
+        mismatches = service.metrics.registry.get_sample_value(
+            "top_of_book_mismatches_total", labels
+        )
+        assert mismatches == 0, symbol
+
+
 async def test_replayed_capture_reaches_redis_exactly(redis_server, redis_client, start_sim):
     sim = await start_sim(ReplaySource(load_capture(FUTURES_CAPTURE), speed=0))
     expected_books = expected_books_from_capture(FUTURES_CAPTURE, depth=20)
@@ -109,6 +121,7 @@ async def test_generated_market_books_equal_the_simulators(redis_server, redis_c
         trade_ids = [m["trade_id"] for m in collector.messages[f"trades:{symbol}"]]
         assert trade_ids, symbol
         assert trade_ids == list(range(trade_ids[0], market.trade_id + 1))  # none lost or doubled
+    assert_tops_agree_with_book_ticker(service, symbols)
 
 
 async def test_sixty_symbols_all_sync(redis_server, redis_client, start_sim):

@@ -99,6 +99,18 @@ BAD_CASES = {
         "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    snapshot_limit: 30\n",
         "exchanges.binance_futures.snapshot_limit: 30 is not one of 5, 10, 20, 50, 100, 500, 1000",
     ),
+    "levels cap below the snapshot": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    max_levels_per_side: 999\n",
+        "exchanges.binance_futures.max_levels_per_side: 999 is outside 1000..1000000",
+    ),
+    "snapshot bytes": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    max_snapshot_bytes: 100\n",
+        "exchanges.binance_futures.max_snapshot_bytes: 100 is outside 65536..1073741824",
+    ),
+    "top audit": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    top_audit_mismatches: -1\n",
+        "exchanges.binance_futures.top_audit_mismatches: -1 is outside 0..1000",
+    ),
     "no exchanges": ("book_depth: 20\n", "exchanges: configure at least one exchange"),
     "not yaml": ("exchanges: [unclosed\n", "not valid YAML at line 2"),
 }
