@@ -18,7 +18,7 @@ backfill (`GET /api/v3/aggTrades?fromId=`) work here as they do on futures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -235,4 +235,8 @@ def _book_ticker(data: dict[str, Any], recv_ts: float) -> BookTicker:
     )
 
 
-_HANDLERS = {"depthUpdate": _depth, "aggTrade": _agg_trade, "bookTicker": _book_ticker}
+_HANDLERS: dict[str, Callable[[dict[str, Any], float], Event]] = {
+    "depthUpdate": _depth,
+    "aggTrade": _agg_trade,
+    "bookTicker": _book_ticker,
+}
