@@ -12,16 +12,16 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from marketdata.book import DEFAULT_MAX_LEVELS
 from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config_yaml import ConfigFileError, read_yaml
-from marketdata.exchanges.binance_futures import DEFAULT_REST_URL, DEFAULT_WS_URL, SNAPSHOT_LIMITS
+from marketdata.exchanges import binance_futures, binance_spot
 
 ENV_PREFIX = "MARKETDATA_"
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_\-/]{1,31}$")
@@ -83,10 +83,13 @@ class PersistConfig:
 
 
 @dataclass(frozen=True)
-class BinanceFuturesConfig:
+class ExchangeConfig:
+    """The keys every exchange section has; each venue sets its URLs and snapshot limits."""
+
+    snapshot_limits: ClassVar[Collection[int]] = ()  # the venue's allowed depth limits
     symbols: tuple[str, ...] = ()
-    ws_url: str = DEFAULT_WS_URL
-    rest_url: str = DEFAULT_REST_URL
+    ws_url: str = ""
+    rest_url: str = ""
     snapshot_limit: int = 1000
     # Resync a book whose top disagrees with bookTicker this many comparisons in a row; 0: off.
     top_audit_mismatches: int = 3
@@ -96,6 +99,22 @@ class BinanceFuturesConfig:
     def __post_init__(self) -> None:
         upper = tuple(s.upper() if isinstance(s, str) else s for s in self.symbols)
         object.__setattr__(self, "symbols", upper)
+
+
+@dataclass(frozen=True)
+class BinanceFuturesConfig(ExchangeConfig):
+    snapshot_limits: ClassVar[Collection[int]] = binance_futures.SNAPSHOT_LIMITS
+    ws_url: str = binance_futures.DEFAULT_WS_URL
+    rest_url: str = binance_futures.DEFAULT_REST_URL
+
+
+@dataclass(frozen=True)
+class BinanceSpotConfig(ExchangeConfig):
+    snapshot_limits: ClassVar[Collection[int]] = range(
+        binance_spot.MIN_SNAPSHOT_LIMIT, binance_spot.MAX_SNAPSHOT_LIMIT + 1
+    )
+    ws_url: str = binance_spot.DEFAULT_WS_URL
+    rest_url: str = binance_spot.DEFAULT_REST_URL
 
 
 @dataclass(frozen=True)
@@ -112,7 +131,7 @@ class Config:
     reconnect: ReconnectConfig = ReconnectConfig()
     spool: SpoolConfig = SpoolConfig()
     persist: PersistConfig = PersistConfig()
-    exchanges: Mapping[str, BinanceFuturesConfig] = field(default_factory=dict)
+    exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -121,8 +140,9 @@ class Config:
         return f"Config(redis_url={mask_url(self.redis_url)!r}, {fields})"
 
 
-EXCHANGE_CONFIGS: dict[str, type[BinanceFuturesConfig]] = {
+EXCHANGE_CONFIGS: dict[str, type[ExchangeConfig]] = {
     "binance_futures": BinanceFuturesConfig,
+    "binance_spot": BinanceSpotConfig,
 }
 
 # Keys that may come from the environment instead of the file (URLs and secrets).
@@ -320,14 +340,13 @@ def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
 
 
 def _check_exchange(
-    config: Config, name: str, exchange: BinanceFuturesConfig, problems: list[str]
+    config: Config, name: str, exchange: ExchangeConfig, problems: list[str]
 ) -> None:
     path = f"exchanges.{name}"
     _check_url(exchange.ws_url, f"{path}.ws_url", ("ws", "wss"), problems)
     _check_url(exchange.rest_url, f"{path}.rest_url", ("http", "https"), problems)
-    if exchange.snapshot_limit not in SNAPSHOT_LIMITS:
-        allowed = ", ".join(map(str, SNAPSHOT_LIMITS))
-        problems.append(f"{path}.snapshot_limit: {exchange.snapshot_limit} is not one of {allowed}")
+    if exchange.snapshot_limit not in exchange.snapshot_limits:
+        problems.append(f"{path}.snapshot_limit: {_not_allowed(exchange)}")
     elif config.book_depth > exchange.snapshot_limit:
         problems.append(
             f"{path}.snapshot_limit: {exchange.snapshot_limit} is below book_depth "
@@ -350,6 +369,13 @@ def _check_exchange(
         elif symbol in seen:
             problems.append(f"{path}.symbols[{i}]: duplicate symbol {symbol!r}")
         seen.add(symbol)
+
+
+def _not_allowed(exchange: ExchangeConfig) -> str:
+    allowed, limit = exchange.snapshot_limits, exchange.snapshot_limit
+    if isinstance(allowed, range):
+        return f"{limit} is outside {allowed.start}..{allowed.stop - 1}"
+    return f"{limit} is not one of {', '.join(map(str, allowed))}"
 
 
 def _check_url(url: str, path: str, schemes: tuple[str, ...], problems: list[str]) -> None:

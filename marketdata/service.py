@@ -126,7 +126,8 @@ class Service:
         feeds = []
         for name, exchange in self.config.exchanges.items():
             adapter = adapters[name]
-            gate = RestGate()  # one per exchange: its weight limit is per IP, across symbols
+            # One per exchange: its weight limit is per IP, across symbols.
+            gate = RestGate(adapter.weight_limit_per_min)
             for symbol in exchange.symbols:
                 state = SymbolState(name, symbol, adapter.continuity, exchange.max_levels_per_side)
                 feed = SymbolFeed(

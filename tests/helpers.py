@@ -10,6 +10,7 @@ import orjson
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FUTURES_CAPTURE = FIXTURES / "binance_futures_2021-07-22.jsonl"
+SPOT_CAPTURE = FIXTURES / "binance_spot_2021-08-14.jsonl"
 
 
 def free_port() -> int:

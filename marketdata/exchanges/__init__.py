@@ -2,7 +2,11 @@
 
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.exchanges.binance_futures import BinanceFutures
+from marketdata.exchanges.binance_spot import BinanceSpot
 
-ADAPTERS: dict[str, type[ExchangeAdapter]] = {"binance_futures": BinanceFutures}
+ADAPTERS: dict[str, type[ExchangeAdapter]] = {
+    "binance_futures": BinanceFutures,
+    "binance_spot": BinanceSpot,
+}
 
-__all__ = ["ADAPTERS", "BinanceFutures", "ExchangeAdapter", "MalformedMessage"]
+__all__ = ["ADAPTERS", "BinanceFutures", "BinanceSpot", "ExchangeAdapter", "MalformedMessage"]

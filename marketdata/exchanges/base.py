@@ -34,6 +34,7 @@ class ExchangeAdapter(Protocol):
     snapshot_weight: int  # request weight of one snapshot, for the REST gate
     agg_trades_weight: int  # request weight of one page of past trades
     agg_trades_limit: int  # most trades one page may hold
+    weight_limit_per_min: int  # the venue's REST request weight per minute, per IP
 
     def stream_urls(self, symbol: str) -> list[str]:
         """WebSocket URLs to open for one symbol (each one connection)."""

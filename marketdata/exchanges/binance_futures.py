@@ -35,6 +35,7 @@ SNAPSHOT_LIMITS = tuple(SNAPSHOT_WEIGHTS)
 DEPTH_STREAM = "depth@100ms"
 AGG_TRADES_WEIGHT = 20  # GET /fapi/v1/aggTrades, whatever its limit
 AGG_TRADES_MAX_LIMIT = 1000
+WEIGHT_LIMIT_PER_MIN = 2400  # REQUEST_WEIGHT per minute, per IP
 # aggTrade ids count a symbol's trades from 0: the busiest symbols are in the billions after
 # years. 2**53 is where the venue's own JSON (read as doubles by most clients) stops being
 # exact; at a million trades a second it would take 285 years to reach. An id past it is a
@@ -47,6 +48,7 @@ _EMPTY: tuple[Event, ...] = ()
 class BinanceFutures:
     name = NAME
     continuity = FuturesChain()
+    weight_limit_per_min = WEIGHT_LIMIT_PER_MIN
 
     def __init__(
         self,

@@ -30,8 +30,11 @@ class StepFrames:
 
 
 class SimMarket:
-    def __init__(self, symbol: str, seed: int | None = None, start_ms: int = 0) -> None:
+    def __init__(
+        self, symbol: str, seed: int | None = None, start_ms: int = 0, consecutive: bool = False
+    ) -> None:
         self.symbol = symbol
+        self.consecutive = consecutive  # spot: U == previous u + 1, no gaps between events
         self._rng = random.Random(zlib.crc32(symbol.encode()) + 7919 * (seed or 0))
         price = KNOWN_PRICES.get(symbol, 1.0 + self._rng.random() * 100)
         self.price_dp = max(1, min(8, 6 - len(str(int(price)))))
@@ -83,7 +86,7 @@ class SimMarket:
             self._churn(changes)
         self._replenish(changes)
         prev = self.last_id
-        first = prev + self._rng.randint(1, 40)
+        first = prev + 1 if self.consecutive else prev + self._rng.randint(1, 40)
         self.last_id = first + self._rng.randint(0, 30)
         depth = {
             "e": "depthUpdate", "E": now_ms, "T": now_ms, "s": self.symbol,

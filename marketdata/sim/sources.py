@@ -45,9 +45,14 @@ class GeneratedSource:
     ones and every market made so far)."""
 
     def __init__(
-        self, rate: float, seed: int | None = None, symbols: Collection[str] | None = None
+        self,
+        rate: float,
+        seed: int | None = None,
+        symbols: Collection[str] | None = None,
+        consecutive_ids: bool = False,  # spot's chain: U == previous u + 1
     ) -> None:
         self.rate = rate
+        self.consecutive_ids = consecutive_ids
         self.seed = seed
         self.symbols = None if symbols is None else frozenset(s.upper() for s in symbols)
         self.markets: dict[str, SimMarket] = {}
@@ -59,7 +64,9 @@ class GeneratedSource:
     def market(self, symbol: str) -> SimMarket:
         market = self.markets.get(symbol)
         if market is None:
-            market = self.markets[symbol] = SimMarket(symbol, self.seed, _now_ms())
+            market = self.markets[symbol] = SimMarket(
+                symbol, self.seed, _now_ms(), self.consecutive_ids
+            )
             self._tasks[symbol] = asyncio.get_running_loop().create_task(self._tick(market))
         return market
 
