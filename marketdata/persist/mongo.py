@@ -122,7 +122,7 @@ class MongoSink:
             except WriteError as e:
                 if e.code in TRANSIENT_CODES:
                     raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
-                refused.append((entry_id, f"{collection}: {describe(e)}"))
+                refused.append((entry_id, _refusal(collection, e.code, e.details)))
             except PyMongoError as e:
                 raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
         return written, refused
@@ -135,10 +135,7 @@ def _refusals(e: BulkWriteError, collection: str) -> list[tuple[int, str]]:
     errors = [err for err in e.details.get("writeErrors", []) if err.get("code") != DUPLICATE_KEY]
     if any(err.get("code") in TRANSIENT_CODES for err in errors):
         raise RetryableSinkError(f"mongodb write failed: {errors[0]}") from e
-    return [
-        (int(err["index"]), f"{collection}: code {err.get('code')}: {err.get('errmsg')}")
-        for err in errors
-    ]
+    return [(int(err["index"]), _refusal(collection, err.get("code"), err)) for err in errors]
 
 
 def _trade_doc(t: TradeRow) -> dict[str, Any]:
@@ -159,3 +156,9 @@ def _book_doc(b: BookRow) -> dict[str, Any]:
 
 def _decimal(value: Decimal) -> Decimal128:
     return Decimal128(value)
+
+
+def _refusal(collection: str, code: object, details: Any) -> str:
+    """One wording for a refused document, from a batch or a single insert alike."""
+    message = details.get("errmsg") if isinstance(details, dict) else None
+    return f"{collection}: code {code}: {message}"

@@ -85,7 +85,7 @@ async def test_mongo_buries_documents_it_refuses(redis_server, redis_client):
     reasons = {fields[b"f:trade_id"]: fields[b"error"].decode() for _, fields in dead}
     assert len(dead) == 2
     assert "8-byte ints" in reasons[str(INT64_OVERFLOW).encode()]
-    assert "code 121" in reasons[b"150"]
+    assert reasons[b"150"] == "trades: code 121: Document failed validation"
 
 
 async def test_table_dropped_under_a_live_persist_is_recreated(redis_server, redis_client, pg):
