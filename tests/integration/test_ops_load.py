@@ -32,9 +32,10 @@ QUIET_S = 3.0
 REQUESTS_PER_ROUND = 700  # 2,100 in all, /metrics and /ready alternately
 CLIENT_CONCURRENCY = 100
 BURST_REQUESTS = 1000  # /ready all at once, past redis-py's pool of 100 connections
-# On a shared 2-core machine a quiet p99 of 1-7 ms doubles by chance; 15 ms of slack is far
-# below what an unbounded endpoint costs (p99 100-250 ms, stalls over a second).
-P99_SLACK_S = 0.015
+# On a shared 2-core machine a quiet p99 of 1-7 ms doubles by chance, and a p99 read from
+# histogram buckets jumps to a bucket's edge (10 ms, then 25 ms): 30 ms of slack still sits
+# far below what an unbounded endpoint costs (p99 100-250 ms, stalls over a second).
+P99_SLACK_S = 0.030
 INF = float("inf")
 
 
@@ -149,6 +150,7 @@ async def test_request_flood_neither_slows_trades_nor_fails_ready(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "redis_url": redis_server.url,
+        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
         "health_port": port,
         "publish_interval_ms": 100,
         "exchanges": {"binance_futures": {

@@ -34,6 +34,7 @@ async def test_overlong_url_and_header_log_one_line_each(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "redis_url": redis_server.url,
+        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
         "health_port": port,
         "exchanges": {"binance_futures": {
             "symbols": ["BTCUSDT"], "ws_url": sim.url_ws, "rest_url": sim.url_http,

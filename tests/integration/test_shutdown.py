@@ -22,6 +22,7 @@ async def test_sigterm_flushes_pending_trades_and_exits_0(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "redis_url": redis_server.url,
+        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
         "health_port": 0,
         "exchanges": {"binance_futures": {
             "symbols": ["BTCUSDT"], "ws_url": sim.url_ws, "rest_url": sim.url_http,

@@ -20,6 +20,7 @@ async def test_unknown_symbol_exits_2_naming_it(redis_server, start_sim, tmp_pat
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "redis_url": redis_server.url,
+        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
         "health_port": 0,
         "exchanges": {"binance_futures": {
             "symbols": ["ETHUSDT", "BTCUSD"], "ws_url": sim.url_ws, "rest_url": sim.url_http,
