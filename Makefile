@@ -34,6 +34,7 @@ test: install redis postgres
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .
@@ -43,4 +44,4 @@ bench: $(VENV)/.bench-installed redis postgres
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache .mypy_cache *.egg-info

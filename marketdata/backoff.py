@@ -18,7 +18,7 @@ class Backoff:
         self._rand = rand
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.initial_s * 2 ** min(self.attempt, 32))
+        ceiling = min(self.cap_s, self.initial_s * 2.0 ** min(self.attempt, 32))
         self.attempt += 1
         return ceiling * self._rand()
 

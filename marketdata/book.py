@@ -31,8 +31,8 @@ class OrderBook:
         self.max_levels = max_levels
         self._bids: dict[float, Level] = {}
         self._asks: dict[float, Level] = {}
-        self._bid_prices = SortedList()  # -price, best (highest) first
-        self._ask_prices = SortedList()  # price, best (lowest) first
+        self._bid_prices: SortedList[float] = SortedList()  # -price, best (highest) first
+        self._ask_prices: SortedList[float] = SortedList()  # price, best (lowest) first
 
     def clear(self) -> None:
         self._bids.clear()

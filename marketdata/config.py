@@ -255,8 +255,8 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
 
 def _convert(hint: Any, value: Any, path: str, problems: list[str]) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, problems)  # type: ignore[arg-type]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, problems)
     if origin is tuple:
         if not isinstance(value, list):
             problems.append(f"{path}: expected a list, got {_kind(value)}")

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, NoReturn
 
 import aiohttp
 from aiohttp import WSMsgType
@@ -28,6 +29,7 @@ from marketdata.outage import Outage
 
 log = logging.getLogger(__name__)
 
+WebSocket = aiohttp.ClientWebSocketResponse[Literal[False]]  # decode_text=False: frames as bytes
 FrameHandler = Callable[[bytes, float], None]
 StateHandler = Callable[[bool], None]
 ErrorHandler = Callable[[str], None]
@@ -87,7 +89,7 @@ class WebSocketFeed:
     async def run(self) -> None:
         """Keep a connection open until cancelled. An outage (failed connects, or a lost
         connection and its reconnects) is logged when it starts and when it ends."""
-        ws: aiohttp.ClientWebSocketResponse | None = None
+        ws: WebSocket | None = None
         while True:
             try:
                 if ws is None:
@@ -111,7 +113,7 @@ class WebSocketFeed:
                     self._on_state(False)
                 await asyncio.sleep(self._backoff.next_delay())
 
-    async def _connect(self) -> aiohttp.ClientWebSocketResponse | None:
+    async def _connect(self) -> WebSocket | None:
         """One connection attempt; None (counted, and the cause kept) when it fails."""
         try:
             ws = await self._open()
@@ -128,7 +130,7 @@ class WebSocketFeed:
         self._on_state(True)
         return ws
 
-    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+    async def _open(self) -> WebSocket:
         return await self._session.ws_connect(
             self.url,
             autoping=True,
@@ -137,7 +139,7 @@ class WebSocketFeed:
             decode_text=False,
         )
 
-    async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> aiohttp.ClientWebSocketResponse:
+    async def _pump(self, ws: WebSocket) -> WebSocket:
         """Hand frames on until the connection is handed over (the successor); raises
         ConnectionEnded (or a client error) when it ends.
 
@@ -170,7 +172,7 @@ class WebSocketFeed:
                 await asyncio.gather(reader, return_exceptions=True)
         return await self._handover(ws)
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _read(self, ws: WebSocket) -> NoReturn:
         """Receive until the connection ends, which raises (as does a frame error)."""
         on_frame = self._on_frame
         clock = time.monotonic  # the loop's clock, read without a method lookup per frame
@@ -198,9 +200,7 @@ class WebSocketFeed:
             )
         raise aiohttp.ClientError(f"websocket error: {error}")
 
-    async def _handover(
-        self, old: aiohttp.ClientWebSocketResponse
-    ) -> aiohttp.ClientWebSocketResponse:
+    async def _handover(self, old: WebSocket) -> WebSocket:
         """Open a successor, drain the old connection briefly, then switch without a gap."""
         try:
             new = await self._open()
@@ -233,7 +233,7 @@ class WebSocketFeed:
         return new
 
     @staticmethod
-    async def _hold(ws: aiohttp.ClientWebSocketResponse, held: list[tuple[bytes, float]]) -> None:
+    async def _hold(ws: WebSocket, held: list[tuple[bytes, float]]) -> None:
         while True:
             message = await ws.receive()
             if message.type not in DATA:

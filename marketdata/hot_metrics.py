@@ -103,7 +103,7 @@ class HotHistogram(_Family[HistogramValue]):
         buckets: Sequence[float],
     ) -> None:
         self.bounds = tuple(sorted(buckets))
-        self._les = [floatToGoString(b) for b in (*self.bounds, float("inf"))]
+        self._les: list[str] = [floatToGoString(b) for b in (*self.bounds, float("inf"))]
         super().__init__(name, documentation, labelnames, registry)
 
     def observe(self, value: float) -> None:

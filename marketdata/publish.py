@@ -188,7 +188,7 @@ class Publisher:
             raise
         self._replied()
         if ReplyError in map(type, replies):
-            refused = self._refusals.record(batch.commands, replies)
+            refused: frozenset[int] | set[int] = self._refusals.record(batch.commands, replies)
         else:
             refused = NOTHING
             if self._refusals.active:

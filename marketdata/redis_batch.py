@@ -67,8 +67,7 @@ def tls_context(params: Mapping[str, Any]) -> ssl.SSLContext | None:
         return None
     defaults = inspect.signature(SSLConnection.__init__).parameters  # e.g. cert_reqs required
     options = {
-        option: params.get(name, defaults[name].default)  # type: ignore[misc]
-        for name, option in SSL_OPTIONS.items()
+        option: params.get(name, defaults[name].default) for name, option in SSL_OPTIONS.items()
     }
     try:
         return RedisSSLContext(**options).get()

@@ -99,8 +99,8 @@ class Service:
             tasks.append(stopper)
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if task is not stopper and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+                if task is not stopper and not task.cancelled() and (error := task.exception()):
+                    raise error
         finally:
             await self._shutdown(tasks)
 

@@ -109,7 +109,7 @@ class SpoolAppends:
             self.capacity.length -= len(back_trades) + len(back_books)
             self._put_back(back_trades, back_books)
         elif self._restored is not None and part.taken:  # the restored ones went first
-            self._restored, done = None, self._restored
+            done, self._restored = self._restored, None
             done()
         lengths = replies[-2:]
         if type(lengths[0]) is int and type(lengths[1]) is int:

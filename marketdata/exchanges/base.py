@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from marketdata.continuity import ContinuityRule
@@ -30,11 +30,14 @@ class MalformedMessage(ValueError):
 
 class ExchangeAdapter(Protocol):
     name: str
-    continuity: ContinuityRule
     snapshot_weight: int  # request weight of one snapshot, for the REST gate
     agg_trades_weight: int  # request weight of one page of past trades
     agg_trades_limit: int  # most trades one page may hold
     weight_limit_per_min: int  # the venue's REST request weight per minute, per IP
+
+    @property
+    def continuity(self) -> ContinuityRule:
+        """The venue's rule for chaining diffs onto a snapshot (any ContinuityRule class)."""
 
     def stream_urls(self, symbol: str) -> list[str]:
         """WebSocket URLs to open for one symbol (each one connection)."""
@@ -60,6 +63,10 @@ class ExchangeAdapter(Protocol):
 
     def parse_agg_trades(self, symbol: str, body: bytes, recv_ts: float) -> list[Trade]:
         """That page's trades, oldest first, marked backfilled. Raises MalformedMessage."""
+
+
+# An adapter from its venue's (ws_url, rest_url, snapshot_limit): the adapter class itself.
+AdapterFactory = Callable[[str, str, int], ExchangeAdapter]
 
 
 # Decimal strings already found canonical, with their values. A book's prices recur all the

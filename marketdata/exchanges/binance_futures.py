@@ -10,7 +10,7 @@ URL no longer carries trades). Combined streams wrap each event:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -224,4 +224,8 @@ def _book_ticker(data: dict[str, Any], recv_ts: float) -> BookTicker:
     )
 
 
-_HANDLERS = {"depthUpdate": _depth, "aggTrade": _agg_trade, "bookTicker": _book_ticker}
+_HANDLERS: dict[str, Callable[[dict[str, Any], float], Event]] = {
+    "depthUpdate": _depth,
+    "aggTrade": _agg_trade,
+    "bookTicker": _book_ticker,
+}

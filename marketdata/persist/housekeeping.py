@@ -42,7 +42,8 @@ async def group_positions(redis: aioredis.Redis, stream: str) -> list[GroupPosit
             oldest: str | None = _text((await redis.xpending(stream, name))["min"])
         else:
             undelivered = await redis.xrange(stream, min=f"({last}", count=1)
-            oldest = _text(undelivered[0][0]) if undelivered else None
+            entry_id = undelivered[0][0] if undelivered else None
+            oldest = _text(entry_id) if entry_id is not None else None
         positions.append(GroupPosition(name, int(group["pending"]), last, oldest))
     return positions
 

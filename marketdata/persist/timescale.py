@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from marketdata.logs import describe
 from marketdata.persist.rows import BookRow, TradeRow
 from marketdata.persist.sink import RetryableSinkError, WriteResult
 
 log = logging.getLogger(__name__)
+
+Conn = PoolConnectionProxy  # a connection the pool lends
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -132,7 +135,7 @@ class TimescaleSink:
             raise RetryableSinkError(f"postgresql refused the batch: {describe(e)}") from e
 
 
-async def _make_hypertables(conn: asyncpg.Connection) -> bool:
+async def _make_hypertables(conn: Conn) -> bool:
     available = await conn.fetchval(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
@@ -149,7 +152,7 @@ async def _make_hypertables(conn: asyncpg.Connection) -> bool:
 
 
 async def _bulk(
-    conn: asyncpg.Connection, trades: list[tuple[Any, ...]], books: list[tuple[Any, ...]]
+    conn: Conn, trades: list[tuple[Any, ...]], books: list[tuple[Any, ...]]
 ) -> WriteResult:
     result = WriteResult()
     async with conn.transaction():
@@ -162,7 +165,7 @@ async def _bulk(
 
 
 async def _copy_insert(
-    conn: asyncpg.Connection, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+    conn: Conn, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
 ) -> int:
     if not records:
         return 0
@@ -175,7 +178,7 @@ async def _copy_insert(
 
 
 async def _one_by_one(
-    conn: asyncpg.Connection,
+    conn: Conn,
     trades: list[TradeRow],
     trade_records: list[tuple[Any, ...]],
     books: list[BookRow],

@@ -21,12 +21,14 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import BatchConfig
 from marketdata.metrics import PersistMetrics
 from marketdata.outage import Outage
+from marketdata.persist.replies import claimed_entries, read_entries
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
 from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
@@ -42,6 +44,7 @@ VANISHED = ("NOGROUP", "UNBLOCKED")
 
 Batch = dict[str, list[Entry]]  # stream -> entries
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Stopping(Exception):
@@ -156,10 +159,12 @@ class SinkWorker:
         batch: Batch = {}
         for stream in STREAMS:
             entries: list[Entry] = []
-            start = "0"
+            start: bytes | str = "0"
             while True:
-                reply = await self.redis.xreadgroup(
-                    self.group, self.consumer, {stream: start}, count=self.batch.max_rows
+                reply = read_entries(
+                    await self.redis.xreadgroup(
+                        self.group, self.consumer, {stream: start}, count=self.batch.max_rows
+                    )
                 )
                 page = reply[0][1] if reply else []
                 if not page:
@@ -168,11 +173,13 @@ class SinkWorker:
                 start = page[-1][0]
             cursor: bytes | str = "0-0"
             while True:
-                cursor, claimed, _ = await self.redis.xautoclaim(
-                    stream, self.group, self.consumer, self.claim_idle_ms, cursor,
-                    count=self.batch.max_rows,
+                cursor, claimed = claimed_entries(
+                    await self.redis.xautoclaim(
+                        stream, self.group, self.consumer, self.claim_idle_ms, cursor,
+                        count=self.batch.max_rows,
+                    )
                 )  # fmt: skip
-                entries += [e for e in claimed if e[1] is not None]
+                entries += claimed
                 if cursor in (b"0-0", "0-0"):
                     break
             if entries:
@@ -189,7 +196,7 @@ class SinkWorker:
                 self.group, self.consumer, dict.fromkeys(STREAMS, ">"),
                 count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
             )  # fmt: skip
-            self._carry = [(s.decode(), entry) for s, entries in reply or [] for entry in entries]
+            self._carry = [(s.decode(), e) for s, es in read_entries(reply) for e in es]
         taken, self._carry = self._carry[: self.batch.max_rows], self._carry[self.batch.max_rows :]
         batch: Batch = {}
         for stream, entry in taken:  # COUNT is per stream: the rest waits for the next batch
@@ -228,9 +235,11 @@ class SinkWorker:
             commit_latency.observe(max(0.0, (now_ms - trade.recv_ts_ms) / 1000))
         self.metrics.batch_latency.labels(self.group).observe(self._clock() - started)
 
-    async def _bury(self, stream: str, entry_id: bytes, why: str, fields: dict) -> None:
+    async def _bury(
+        self, stream: str, entry_id: bytes, why: str, fields: dict[bytes, bytes]
+    ) -> None:
         """Keep what cannot be stored, with the reason, for a person to look at."""
-        entry = {b"stream": stream, b"id": entry_id, b"error": why[:500]}
+        entry: dict[FieldT, EncodableT] = {b"stream": stream, b"id": entry_id, b"error": why[:500]}
         entry.update({b"f:" + k: v for k, v in fields.items()})
         await self.redis.xadd(DEAD_STREAM, entry)
 
@@ -294,14 +303,25 @@ def _decode(batch: Batch) -> tuple[list[TradeRow], list[BookRow], list[tuple[str
     books: list[BookRow] = []
     dead: list[tuple[str, Entry, str]] = []
     for stream, entries in batch.items():
-        decode = trade_row if stream == TRADES_STREAM else book_row
-        out: list = trades if stream == TRADES_STREAM else books
-        for entry in entries:
-            try:
-                out.append(decode(entry))
-            except BadEntry as e:
-                dead.append((stream, entry, str(e)))
+        if stream == TRADES_STREAM:
+            _decode_into(trades, trade_row, stream, entries, dead)
+        else:
+            _decode_into(books, book_row, stream, entries, dead)
     return trades, books, dead
+
+
+def _decode_into(
+    out: list[R],
+    decode: Callable[[Entry], R],
+    stream: str,
+    entries: list[Entry],
+    dead: list[tuple[str, Entry, str]],
+) -> None:
+    for entry in entries:
+        try:
+            out.append(decode(entry))
+        except BadEntry as e:
+            dead.append((stream, entry, str(e)))
 
 
 def _count(batch: Batch) -> int:
