@@ -353,10 +353,13 @@ def _check_exchange(
             f"{config.book_depth}; published levels would be missing"
         )
     _check_range(exchange.top_audit_mismatches, f"{path}.top_audit_mismatches", 0, 1000, problems)
-    _check_range(
-        exchange.max_levels_per_side, f"{path}.max_levels_per_side",
-        exchange.snapshot_limit, 1_000_000, problems,
-    )  # fmt: skip
+    _check_range(exchange.max_levels_per_side, f"{path}.max_levels_per_side", 1, 10**6, problems)
+    if exchange.max_levels_per_side < 2 * exchange.snapshot_limit:
+        problems.append(
+            f"{path}.max_levels_per_side: {exchange.max_levels_per_side} leaves no room above "
+            f"snapshot_limit {exchange.snapshot_limit} (diffs add levels beyond the snapshot, "
+            f"and a book at the cap is rebuilt); use at least {2 * exchange.snapshot_limit}"
+        )
     _check_range(
         exchange.max_snapshot_bytes, f"{path}.max_snapshot_bytes", 65_536, 1 << 30, problems
     )

@@ -91,6 +91,9 @@ export MARKETDATA_TIMESCALE_DSN="postgresql://marketdata@127.0.0.1:$PG_PORT/mark
 echo "demo: starting marketdata persist (log: .run/persist.log)"
 .venv/bin/marketdata persist --config config.yaml >"$RUN_DIR/persist.log" 2>&1 &
 pids+=($!)
+# Its consumer groups first: the service checks at start that something drains the spool.
+wait_for "marketdata persist" bash -c \
+    "redis-cli -p $REDIS_PORT XINFO GROUPS spool:trades 2>/dev/null | grep -q timescale"
 
 cat <<MSG
 demo: starting marketdata. In another terminal:

@@ -64,3 +64,28 @@ async def test_ready_probes_open_no_connections(redis_server, redis_client, star
         assert after == before
     finally:
         await run.stop()
+
+
+async def test_a_url_without_the_password_redis_wants_says_noauth(tmp_path, start_sim):
+    server = RedisServer(str(tmp_path), args=("--requirepass", "secret"), password="secret")
+    server.start()
+    client = aioredis.Redis.from_url(server.url, password="secret")
+    url = server.url  # no password in it
+    run = await start_run(url, client, start_sim, rate=50)
+    last: list[object] = []
+
+    async def says_noauth() -> bool:
+        status, body = await get_json(run.service, "/ready")
+        last[:] = [body]
+        return status == 503 and body["problems"].get("redis") == [
+            "publishing fails: PING: NOAUTH Authentication required."
+        ]
+
+    try:
+        await run.started()
+        assert await wait_until(says_noauth, 10), last
+        assert await says_noauth(), last  # and it stays so: no flapping to another cause
+    finally:
+        await run.stop()
+        await client.aclose()
+        server.stop()

@@ -99,9 +99,11 @@ BAD_CASES = {
         "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    snapshot_limit: 30\n",
         "exchanges.binance_futures.snapshot_limit: 30 is not one of 5, 10, 20, 50, 100, 500, 1000",
     ),
-    "levels cap below the snapshot": (
-        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    max_levels_per_side: 999\n",
-        "exchanges.binance_futures.max_levels_per_side: 999 is outside 1000..1000000",
+    "levels cap without room above the snapshot": (
+        "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    max_levels_per_side: 1999\n",
+        "exchanges.binance_futures.max_levels_per_side: 1999 leaves no room above snapshot_limit "
+        "1000 (diffs add levels beyond the snapshot, and a book at the cap is rebuilt); use at "
+        "least 2000",
     ),
     "snapshot bytes": (
         "exchanges:\n  binance_futures:\n    symbols: [BTCUSDT]\n    max_snapshot_bytes: 100\n",

@@ -19,7 +19,11 @@ def config(**exchanges: Any) -> Any:
 def test_both_venues_in_one_config_with_their_own_defaults() -> None:
     parsed = config(
         binance_futures={"symbols": ["btcusdt"]},
-        binance_spot={"symbols": ["ftmusdt"], "snapshot_limit": 5000},
+        binance_spot={
+            "symbols": ["ftmusdt"],
+            "snapshot_limit": 5000,
+            "max_levels_per_side": 10_000,
+        },
     )
     spot = parsed.exchanges["binance_spot"]
     assert isinstance(spot, BinanceSpotConfig)
