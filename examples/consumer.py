@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-CLEAR = "\x1b[H\x1b[2J"
-GREEN, RED, RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
+CLEAR = "\x1b[H\x1b[2J" if sys.stdout.isatty() else "\n"
+# Colours and screen clearing only on a terminal; plain text into a file or a pipe.
+GREEN, RED, RESET = ("\x1b[32m", "\x1b[31m", "\x1b[0m") if sys.stdout.isatty() else ("", "", "")
 DEFAULT_EXCHANGE = "binance_futures"  # its channels carry no exchange prefix
 
 
