@@ -3,6 +3,9 @@ Redis's error until the password matches, and probing opens no connections."""
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -89,3 +92,35 @@ async def test_a_url_without_the_password_redis_wants_says_noauth(tmp_path, star
         await run.stop()
         await client.aclose()
         server.stop()
+
+
+async def test_a_flood_of_other_requests_never_makes_ready_busy(
+    redis_server, redis_client, start_sim
+):
+    run = await start_run(redis_server.url, redis_client, start_sim, rate=50)
+    base = "http://127.0.0.1:{port}"
+    try:
+        await run.started()
+        base = base.format(port=run.service.http_port)
+
+        async def ready() -> bool:
+            return (await get_json(run.service, "/ready"))[0] == 200
+
+        assert await wait_until(ready, 10)
+        unlimited = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=unlimited) as session:
+
+            async def get(path: str) -> tuple[int, bytes]:
+                async with session.get(base + path) as response:
+                    return response.status, await response.read()
+
+            flood = [asyncio.create_task(get("/metrics")) for _ in range(1000)]
+            probes = []
+            for _ in range(10):  # a probe every 50 ms while the flood is refused as busy
+                probes.append(await get("/ready"))
+                await asyncio.sleep(0.05)
+            flooded = await asyncio.gather(*flood)
+    finally:
+        await run.stop()
+    assert any(b'"busy"' in body for _, body in flooded), "the flood never made /metrics busy"
+    assert [status for status, _ in probes] == [200] * 10, probes
