@@ -16,6 +16,7 @@ from marketdata.config import Config, ConfigError, mask_url
 from marketdata.exchanges import ADAPTERS, ExchangeAdapter
 from marketdata.http import create_app
 from marketdata.instruments import symbol_problems
+from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
@@ -215,9 +216,18 @@ class Service:
         self.publisher.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_FLUSH_TIMEOUT_S
+        task = self._publisher_task
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_FLUSH_TIMEOUT_S)
+            if not done:  # the flush in flight hangs: give up on it
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return False
+            if not task.cancelled() and (error := task.exception()) is not None:
+                # run() re-raises it once shutdown is over; what is pending still goes out.
+                log.error("shutdown: the publisher had stopped on %s; publishing what is "
+                          "pending", describe(error))  # fmt: skip
         try:
-            if self._publisher_task is not None:
-                await asyncio.wait_for(self._publisher_task, SHUTDOWN_FLUSH_TIMEOUT_S)
             while loop.time() < deadline:
                 remaining = deadline - loop.time()
                 if await asyncio.wait_for(self.publisher.flush(everything=True), remaining):

@@ -8,10 +8,11 @@ import signal
 import sys
 import time
 
+import pytest
 import yaml
 
 from marketdata.sim.sources import GeneratedSource
-from tests.integration.scenario_runner import Collector
+from tests.integration.scenario_runner import Collector, start_run, wait_until
 
 
 async def test_sigterm_flushes_pending_trades_and_exits_0(
@@ -52,3 +53,35 @@ async def test_sigterm_flushes_pending_trades_and_exits_0(
     assert len(ids) == published  # every trade the service took in reached Redis
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # once each, in order
     assert "Traceback" not in log
+
+
+async def test_a_crashed_publisher_still_gets_a_full_shutdown(
+    redis_server, redis_client, start_sim
+):
+    """If the publisher task dies, run() ends with its error, but only after shutdown has
+    published what was pending and closed the endpoint."""
+    run = await start_run(redis_server.url, redis_client, start_sim, rate=300)
+    publisher = run.service.publisher
+
+    async def piled_up() -> bool:
+        return publisher.pending_trades >= 10
+
+    async def crashing() -> None:
+        await wait_until(piled_up, 15)
+        raise RuntimeError("publisher bug")
+
+    publisher.run = crashing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="publisher bug"):
+            await asyncio.wait_for(run.task, 30)
+        await run.collector.collect_until(lambda c: _trades(c) >= 10, 5)
+    finally:
+        await run.collector.close()
+    assert _trades(run.collector) >= 10  # every one pending when it crashed
+    assert publisher.pending_trades == 0
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", run.service.http_port)
+
+
+def _trades(collector: Collector) -> int:
+    return sum(len(m) for channel, m in collector.messages.items() if channel.startswith("trades:"))
