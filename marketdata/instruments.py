@@ -25,7 +25,9 @@ FETCH_TIMEOUT_S = 10.0
 async def symbol_problems(
     session: aiohttp.ClientSession, adapter: ExchangeAdapter, symbols: Sequence[str]
 ) -> list[str]:
-    """One line per configured symbol the venue does not trade, naming its key path."""
+    """One line per configured symbol the venue does not list, naming its key path. A symbol
+    it lists but does not trade now (halted, settling, delivering) is a warning: it may trade
+    again, and the other symbols must not stay down for it; /ready shows it not ready."""
     listed = await _fetch(session, adapter)
     if listed is None:
         return []
@@ -37,7 +39,8 @@ async def symbol_problems(
             continue
         where = f"exchanges.{adapter.name}.symbols[{i}]: {symbol!r}"
         if status is not None:
-            problems.append(f"{where} is {status} on {adapter.name}, not {TRADING}")
+            log.warning("%s is %s on %s, not %s: it will not be ready while it does not "
+                        "trade", where, status, adapter.name, TRADING)  # fmt: skip
             continue
         close = difflib.get_close_matches(symbol, trading, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

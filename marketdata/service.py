@@ -83,7 +83,7 @@ class Service:
         adapters = self._build_adapters()
         try:
             await self._check_symbols(self._session, adapters)
-        except ConfigError:
+        except BaseException:  # a config error, or a stop (cancel) while checking
             await self._session.close()
             await self.publisher.close()
             raise

@@ -7,10 +7,16 @@ import logging
 import sys
 from pathlib import Path
 
+import aiohttp
+import orjson
 import yaml
+from aiohttp import web
 
+from marketdata.exchanges import BinanceFutures
+from marketdata.instruments import symbol_problems
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from tests.helpers import free_port
 from tests.integration.conftest import SimServer, service_config
 from tests.integration.scenario_runner import wait_until
 
@@ -60,3 +66,35 @@ async def test_unreachable_instrument_list_warns_once_and_starts(redis_server, c
 async def _started(service: Service, task: asyncio.Task[None]) -> bool:
     assert not task.done(), "the service stopped"
     return service.http_port is not None
+
+
+async def test_a_listed_symbol_that_does_not_trade_now_is_a_warning_not_an_exit(caplog):
+    caplog.set_level(logging.WARNING, logger="marketdata")
+    body = orjson.dumps({"symbols": [
+        {"symbol": "BTCUSDT", "status": "TRADING"}, {"symbol": "ICPUSDT", "status": "SETTLING"},
+    ]})  # fmt: skip
+
+    async def exchange_info(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/fapi/v1/exchangeInfo", exchange_info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    adapter = BinanceFutures("ws://unused", f"http://127.0.0.1:{port}")
+    try:
+        async with aiohttp.ClientSession() as session:
+            problems = await symbol_problems(session, adapter, ["BTCUSDT", "ICPUSDT", "BTCUSD"])
+    finally:
+        await runner.cleanup()
+    assert problems == [
+        "exchanges.binance_futures.symbols[2]: 'BTCUSD' is not a trading symbol on "
+        "binance_futures; did you mean 'BTCUSDT'?"
+    ]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        "exchanges.binance_futures.symbols[1]: 'ICPUSDT' is SETTLING on binance_futures, "
+        "not TRADING"
+    )
