@@ -11,12 +11,15 @@ from marketdata.events import BookSnapshot, Event, Level, Trade
 
 _INF = math.inf
 
-# Update ids (U, u, pu, lastUpdateId) are per-symbol counters: about 6 * 10^11 in the 2021
-# capture, growing by far less than 10^12 a year. 2^53 leaves centuries of room and is the
-# largest integer any JSON peer (a JavaScript double) holds exactly, so an id at or past it
-# can only be corruption. It must be refused, not applied: one diff with a far-future id,
-# chained on a valid `pu`, would make every later real diff look old.
-MAX_UPDATE_ID = 2**53
+# Every venue id (update ids U, u, pu, lastUpdateId; trade ids) must be below MAX_ID.
+# Update ids are per-symbol counters: about 6 * 10^11 in the 2021 capture, growing by far
+# less than 10^12 a year; trade ids count a symbol's trades from 0, the busiest in the
+# billions after years (at a million trades a second 2^53 is 285 years away). 2^53 is the
+# first integer a JSON peer (a JavaScript double) cannot hold exactly, so an id at or past
+# it can only be corruption. It must be refused, not applied: one diff with a far-future id,
+# chained on a valid `pu`, would make every later real diff look old, and one such trade id
+# would become the sequence's high-water mark.
+MAX_ID = 2**53
 
 
 class MalformedMessage(ValueError):
@@ -160,9 +163,18 @@ def to_int(value: Any, where: str) -> int:
 
 
 def to_update_id(value: Any, where: str) -> int:
-    """A venue update id: an integer in 1 .. MAX_UPDATE_ID - 1."""
+    """A venue update id: an integer in 1 .. MAX_ID - 1."""
     if type(value) is not int:
         raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
-    if not 0 < value < MAX_UPDATE_ID:
+    if not 0 < value < MAX_ID:
         raise MalformedMessage("bad_ids", f"{where}: {value} is outside 1..2^53-1")
+    return value
+
+
+def to_trade_id(value: Any, where: str) -> int:
+    """A venue trade id: an integer in 0 .. MAX_ID - 1 (trade ids count from 0)."""
+    if type(value) is not int:
+        raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
+    if not 0 <= value < MAX_ID:
+        raise MalformedMessage("bad_ids", f"{where}: {value} is outside 0..2^53-1")
     return value
