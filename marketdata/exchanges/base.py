@@ -75,7 +75,7 @@ AdapterFactory = Callable[[str, str, int], ExchangeAdapter]
 # Decimal strings already found canonical, with their values. A book's prices recur all the
 # time (they move within a narrow band), and one dict lookup costs less than float() alone,
 # so the strict check is paid once per distinct string. Emptied when full.
-_DECIMALS: dict[str, float] = {}
+KNOWN_DECIMALS: dict[str, float] = {}
 MAX_KNOWN_DECIMALS = 1 << 15  # about 3 MB at most
 
 
@@ -89,7 +89,7 @@ def parse_levels(raw: Any, where: str) -> list[Level]:
     """
     if type(raw) is not list:
         raise MalformedMessage("bad_field", f"{where} is not a list")
-    known = _DECIMALS
+    known = KNOWN_DECIMALS
     levels = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 2:
@@ -126,7 +126,7 @@ def decimal_value(text: Any, where: str) -> float:
     scripts' digits, '_', spaces, a sign, exponents, inf and nan; each of those, and a JSON
     number where a string belongs, is refused (bad_number, bad_type)."""
     try:
-        value = _DECIMALS.get(text)
+        value = KNOWN_DECIMALS.get(text)
     except TypeError:
         value = None  # unhashable: _new_decimal names the type
     return _new_decimal(text, where) if value is None else value
@@ -150,9 +150,9 @@ def _new_decimal(text: Any, where: str) -> float:
     value = float(text)
     if value == _INF:
         raise MalformedMessage("bad_number", f"{where}: {text[:40]!r}... is not finite")
-    if len(_DECIMALS) >= MAX_KNOWN_DECIMALS:
-        _DECIMALS.clear()
-    _DECIMALS[text] = value
+    if len(KNOWN_DECIMALS) >= MAX_KNOWN_DECIMALS:
+        KNOWN_DECIMALS.clear()
+    KNOWN_DECIMALS[text] = value
     return value
 
 
