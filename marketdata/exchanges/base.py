@@ -11,12 +11,15 @@ from marketdata.events import BookSnapshot, Event, Level, Trade
 
 _INF = math.inf
 
-# Update ids (U, u, pu, lastUpdateId) are per-symbol counters: about 6 * 10^11 in the 2021
-# capture, growing by far less than 10^12 a year. 2^53 leaves centuries of room and is the
-# largest integer any JSON peer (a JavaScript double) holds exactly, so an id at or past it
-# can only be corruption. It must be refused, not applied: one diff with a far-future id,
-# chained on a valid `pu`, would make every later real diff look old.
-MAX_UPDATE_ID = 2**53
+# Every venue id (update ids U, u, pu, lastUpdateId; trade ids) must be below MAX_ID.
+# Update ids are per-symbol counters: about 6 * 10^11 in the 2021 capture, growing by far
+# less than 10^12 a year; trade ids count a symbol's trades from 0, the busiest in the
+# billions after years (at a million trades a second 2^53 is 285 years away). 2^53 is the
+# first integer a JSON peer (a JavaScript double) cannot hold exactly, so an id at or past
+# it can only be corruption. It must be refused, not applied: one diff with a far-future id,
+# chained on a valid `pu`, would make every later real diff look old, and one such trade id
+# would become the sequence's high-water mark.
+MAX_ID = 2**53
 
 
 class MalformedMessage(ValueError):
@@ -72,7 +75,7 @@ AdapterFactory = Callable[[str, str, int], ExchangeAdapter]
 # Decimal strings already found canonical, with their values. A book's prices recur all the
 # time (they move within a narrow band), and one dict lookup costs less than float() alone,
 # so the strict check is paid once per distinct string. Emptied when full.
-_DECIMALS: dict[str, float] = {}
+KNOWN_DECIMALS: dict[str, float] = {}
 MAX_KNOWN_DECIMALS = 1 << 15  # about 3 MB at most
 
 
@@ -86,7 +89,7 @@ def parse_levels(raw: Any, where: str) -> list[Level]:
     """
     if type(raw) is not list:
         raise MalformedMessage("bad_field", f"{where} is not a list")
-    known = _DECIMALS
+    known = KNOWN_DECIMALS
     levels = []
     for entry in raw:
         if type(entry) is not list or len(entry) != 2:
@@ -123,7 +126,7 @@ def decimal_value(text: Any, where: str) -> float:
     scripts' digits, '_', spaces, a sign, exponents, inf and nan; each of those, and a JSON
     number where a string belongs, is refused (bad_number, bad_type)."""
     try:
-        value = _DECIMALS.get(text)
+        value = KNOWN_DECIMALS.get(text)
     except TypeError:
         value = None  # unhashable: _new_decimal names the type
     return _new_decimal(text, where) if value is None else value
@@ -147,9 +150,9 @@ def _new_decimal(text: Any, where: str) -> float:
     value = float(text)
     if value == _INF:
         raise MalformedMessage("bad_number", f"{where}: {text[:40]!r}... is not finite")
-    if len(_DECIMALS) >= MAX_KNOWN_DECIMALS:
-        _DECIMALS.clear()
-    _DECIMALS[text] = value
+    if len(KNOWN_DECIMALS) >= MAX_KNOWN_DECIMALS:
+        KNOWN_DECIMALS.clear()
+    KNOWN_DECIMALS[text] = value
     return value
 
 
@@ -160,9 +163,18 @@ def to_int(value: Any, where: str) -> int:
 
 
 def to_update_id(value: Any, where: str) -> int:
-    """A venue update id: an integer in 1 .. MAX_UPDATE_ID - 1."""
+    """A venue update id: an integer in 1 .. MAX_ID - 1."""
     if type(value) is not int:
         raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
-    if not 0 < value < MAX_UPDATE_ID:
+    if not 0 < value < MAX_ID:
         raise MalformedMessage("bad_ids", f"{where}: {value} is outside 1..2^53-1")
+    return value
+
+
+def to_trade_id(value: Any, where: str) -> int:
+    """A venue trade id: an integer in 0 .. MAX_ID - 1 (trade ids count from 0)."""
+    if type(value) is not int:
+        raise MalformedMessage("bad_type", f"{where}: {value!r} is not an integer")
+    if not 0 <= value < MAX_ID:
+        raise MalformedMessage("bad_ids", f"{where}: {value} is outside 0..2^53-1")
     return value

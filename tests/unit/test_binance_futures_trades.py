@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from marketdata.exchanges import BinanceFutures, MalformedMessage
-from marketdata.exchanges.binance_futures import MAX_TRADE_ID
+from marketdata.exchanges.base import MAX_ID
 
 TRADE = (
     b'{"stream":"ctkusdt@aggTrade","data":{"e":"aggTrade","E":1626992741575,"a":16599292,'
@@ -19,7 +19,7 @@ REST = (
 )
 
 
-@pytest.mark.parametrize("trade_id", [2**63, 2**63 - 1, MAX_TRADE_ID + 1, -1])
+@pytest.mark.parametrize("trade_id", [2**63, 2**63 - 1, MAX_ID + 1, MAX_ID, -1])
 def test_an_implausible_aggtrade_id_is_malformed(trade_id: int) -> None:
     frame = TRADE.replace(b"16599292", str(trade_id).encode())
     with pytest.raises(MalformedMessage) as e:
@@ -28,9 +28,14 @@ def test_an_implausible_aggtrade_id_is_malformed(trade_id: int) -> None:
 
 
 def test_the_largest_plausible_id_is_a_trade() -> None:
-    (trade,) = BinanceFutures().parse(TRADE.replace(b"16599292", b"%d" % MAX_TRADE_ID), 1.0)
-    assert trade.trade_id == MAX_TRADE_ID
+    (trade,) = BinanceFutures().parse(TRADE.replace(b"16599292", b"%d" % (MAX_ID - 1)), 1.0)
+    assert trade.trade_id == MAX_ID - 1
     assert not trade.backfilled
+
+
+def test_trade_ids_count_from_zero() -> None:
+    (trade,) = BinanceFutures().parse(TRADE.replace(b"16599292", b"0"), 1.0)
+    assert trade.trade_id == 0
 
 
 def test_rest_agg_trades_url_and_body() -> None:

@@ -26,3 +26,27 @@ def test_symbols_are_counted_apart() -> None:
     gate.fresh(Trades(False, [trade("A/B", 100)]))
     batch = Trades(False, [trade("C/D", 5), trade("A/B", 100), trade("A/B", 101)])
     assert [(t.symbol, t.trade_id) for t in gate.fresh(batch)] == [("C/D", 5), ("A/B", 101)]
+
+
+def test_one_wild_id_does_not_freeze_the_trades_after_it() -> None:
+    gate = TradeGate()
+    gate.fresh(Trades(False, [trade("A/B", i) for i in range(100, 110)]))
+    assert [t.trade_id for t in gate.fresh(Trades(False, [trade("A/B", 2**52)]))] == [2**52]
+    # the sequence goes on from 110: the wild id was an outlier, not the new high-water mark
+    later = gate.fresh(Trades(False, [trade("A/B", i) for i in range(110, 115)]))
+    assert [t.trade_id for t in later] == list(range(110, 115))
+    assert gate.fresh(Trades(False, [trade("A/B", 113)])) == []  # still a repeat
+
+
+def test_an_outlier_retracted_within_its_batch_is_left_out() -> None:
+    gate = TradeGate()
+    gate.fresh(Trades(False, [trade("A/B", 100)]))
+    batch = Trades(False, [trade("C/D", 7), trade("A/B", 2**52), trade("A/B", 101)])
+    assert [(t.symbol, t.trade_id) for t in gate.fresh(batch)] == [("C/D", 7), ("A/B", 101)]
+
+
+def test_a_real_gap_is_passed_on_and_followed() -> None:
+    gate = TradeGate()
+    gate.fresh(Trades(False, [trade("A/B", 100)]))
+    batch = Trades(False, [trade("A/B", 180), trade("A/B", 181), trade("A/B", 150)])
+    assert [t.trade_id for t in gate.fresh(batch)] == [180, 181]  # 150 came too late

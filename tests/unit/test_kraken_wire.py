@@ -53,7 +53,7 @@ def test_book_snapshot_is_marked() -> None:
 
 
 def test_one_book_frame_may_carry_several_symbols() -> None:
-    entry = json.loads(BOOK_UPDATE)["data"][0]
+    entry = json.loads(BOOK_UPDATE, parse_float=str)["data"][0]  # no 1e-05 for 0.00001
     frame = {"channel": "book", "type": "update", "data": [entry, {**entry, "symbol": "ETH/USD"}]}
     events = parse(json.dumps(frame), 0.0)
     assert [e.symbol for e in events if isinstance(e, BookMessage)] == ["BTC/USD", "ETH/USD"]
@@ -158,7 +158,7 @@ def test_malformed_frames_are_refused_with_a_reason(frame: bytes, reason: str) -
 
 
 def _book_with(**changes: object) -> bytes:
-    entry = json.loads(BOOK_UPDATE)["data"][0]
+    entry = json.loads(BOOK_UPDATE, parse_float=str)["data"][0]  # no 1e-05 for 0.00001
     entry.update(changes)
     return json.dumps({"channel": "book", "type": "update", "data": [entry]}).encode()
 
@@ -176,8 +176,8 @@ def _book_with(**changes: object) -> bytes:
         ({"bids": [{"price": None, "qty": 1}]}, "bad_type"),
         ({"bids": [{"price": "abc", "qty": 1}]}, "bad_number"),
         ({"bids": [{"price": 0, "qty": 1}]}, "bad_level"),
-        ({"bids": [{"price": 1, "qty": -1}]}, "bad_level"),
-        ({"asks": [{"price": "NaN", "qty": 1}]}, "bad_level"),
+        ({"bids": [{"price": 1, "qty": -1}]}, "bad_number"),  # not a canonical decimal
+        ({"asks": [{"price": "NaN", "qty": 1}]}, "bad_number"),
         ({"symbol": ""}, "bad_type"),
         ({"timestamp": "yesterday"}, "bad_field"),
         ({"timestamp": "2023-10-06T17:35:55"}, "bad_field"),  # no zone
@@ -202,3 +202,91 @@ def test_bad_trade_fields_are_refused() -> None:
         with pytest.raises(MalformedMessage) as caught:
             parse(json.dumps(frame), 0.0)
         assert caught.value.reason == reason, changes
+
+
+def _book_level(price: str, qty: str) -> bytes:
+    """A book update with one bid whose price and qty are written as given (raw JSON)."""
+    return (
+        b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":'
+        + price.encode()
+        + b',"qty":'
+        + qty.encode()
+        + b'}],"asks":[],"checksum":1,"timestamp":"2023-10-06T17:35:55.440295Z"}]}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("price", "qty"),
+    [
+        ("1e5", "1"),  # exponent: float() takes it, the checksum text would be wrong
+        ("1E+2", "1"),
+        ("45283.5", "1.5e-3"),
+        ("-45283.5", "1"),
+        ("45283.5", "-0.5"),
+        ('" 1"', "1"),  # float() strips spaces
+        ('"1_0"', "1"),  # and takes underscores
+        ('"1."', "1"),
+        ('".5"', "1"),
+        ('"\\u0661"', "1"),  # ARABIC-INDIC DIGIT ONE: isdigit(), yet not ASCII
+        ('"inf"', "1"),
+        ("45283.5", '"nan"'),
+        ("1" * 400, "1"),  # an integer too large for a float
+    ],
+)
+def test_a_book_number_that_is_not_a_plain_decimal_is_bad_number(price: str, qty: str) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse(_book_level(price, qty), 0.0)
+    assert caught.value.reason == "bad_number"
+
+
+def test_integers_and_plain_decimals_are_book_numbers() -> None:
+    (message,) = parse(_book_level("45280", "0"), 0.0)
+    assert isinstance(message, BookMessage)
+    assert message.bids == [(45280.0, 0.0, "45280", "0")]
+    (message,) = parse(_book_level("0.00001", "12345678.12345678901"), 0.0)
+    assert isinstance(message, BookMessage)
+    assert message.bids == [(0.00001, 12345678.12345678901, "0.00001", "12345678.12345678901")]
+
+
+def test_an_unhashable_book_number_is_bad_type() -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse(_book_level("[1]", "1"), 0.0)
+    assert caught.value.reason == "bad_type"
+
+
+TRADE = (
+    b'{"channel":"trade","type":"update","data":[{"symbol":"MATIC/USD","side":"sell",'
+    b'"price":%s,"qty":%s,"ord_type":"market","trade_id":%d,'
+    b'"timestamp":"2023-09-25T07:49:37.708706Z"}]}'
+)
+
+
+@pytest.mark.parametrize("trade_id", [2**53, 2**53 + 1, 2**63, -1])
+def test_an_implausible_trade_id_is_bad_ids(trade_id: int) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse(TRADE % (b"0.5117", b"40.0", trade_id), 0.0)
+    assert caught.value.reason == "bad_ids"
+
+
+@pytest.mark.parametrize("trade_id", [0, 2**53 - 1])
+def test_trade_ids_from_zero_to_just_below_2_to_the_53_are_taken(trade_id: int) -> None:
+    (batch,) = parse(TRADE % (b"0.5117", b"40.0", trade_id), 0.0)
+    assert isinstance(batch, Trades)
+    assert batch.trades[0].trade_id == trade_id
+
+
+@pytest.mark.parametrize(("price", "qty"), [(b"5e-1", b"40"), (b"0.5117", b"4E1"), (b"-1", b"1")])
+def test_a_trade_number_that_is_not_a_plain_decimal_is_bad_number(price: bytes, qty: bytes) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse(TRADE % (price, qty, 1), 0.0)
+    assert caught.value.reason == "bad_number"
+
+
+def test_a_ticker_number_that_is_not_a_plain_decimal_is_bad_number() -> None:
+    frame = (
+        b'{"channel":"ticker","type":"update","data":[{"symbol":"ALGO/USD","bid":1.0025e-1,'
+        b'"bid_qty":740.0,"ask":0.10036,"ask_qty":1361.44813783}]}'
+    )
+    with pytest.raises(MalformedMessage) as caught:
+        parse(frame, 0.0)
+    assert caught.value.reason == "bad_number"

@@ -8,7 +8,7 @@ import pytest
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, DepthDiff, Level
 from marketdata.exchanges import BinanceFutures, MalformedMessage
-from marketdata.exchanges.base import MAX_UPDATE_ID
+from marketdata.exchanges.base import MAX_ID
 from marketdata.sync import BookSync, Outcome, SyncState
 
 L = 600_859_605_926  # a real snapshot id from the capture
@@ -37,7 +37,7 @@ def snapshot(last_id: int = L) -> BookSnapshot:
     [
         (L + 1, 2**62, L),  # valid pu, u far out of range
         (2**62, 2**62, L),
-        (MAX_UPDATE_ID, MAX_UPDATE_ID, L),
+        (MAX_ID, MAX_ID, L),
         (0, 5, 0),  # ids start at 1
         (L + 1, L + 5, L + 1),  # pu is the previous event's u: it must come before U
         (L + 1, L + 5, -1),
@@ -63,9 +63,9 @@ def test_parser_refuses_implausible_snapshot_and_ticker_ids() -> None:
 
 
 def test_the_largest_plausible_id_still_parses() -> None:
-    (event,) = BinanceFutures().parse(depth_frame(L + 1, MAX_UPDATE_ID - 1, L), 0.0)
+    (event,) = BinanceFutures().parse(depth_frame(L + 1, MAX_ID - 1, L), 0.0)
     assert isinstance(event, DepthDiff)
-    assert event.last_id == MAX_UPDATE_ID - 1
+    assert event.last_id == MAX_ID - 1
 
 
 def synced_at(last_id: int) -> BookSync:

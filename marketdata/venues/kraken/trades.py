@@ -2,28 +2,47 @@
 
 A `trade` subscription starts with a snapshot of the symbol's last 50 trades, so each
 resubscribe (after a book resync or a reconnect) sends again trades already passed on.
-Kraken's trade_id is a sequence number per book: a trade whose id is not above the last
-one passed on for its symbol has been seen.
+Kraken's trade_id is a sequence number per book, so each symbol's ids are followed by a
+marketdata.trade_ids.TradeIds, as Binance's aggTrade ids are: a recent id below the next
+one expected is a repeat and is dropped. A high-water mark would not do: one wild id would
+make every later real trade look seen. TradeIds lets the trade after a jump decide whether
+the jump was an outlier, and then follows the old sequence again.
 """
 
 from __future__ import annotations
 
 from marketdata.events import Trade
+from marketdata.trade_ids import TradeIds, Verdict
 from marketdata.venues.kraken.wire import Trades
 
 
 class TradeGate:
-    __slots__ = ("_last",)
+    __slots__ = ("_ids",)
 
     def __init__(self) -> None:
-        self._last: dict[str, int] = {}
+        self._ids: dict[str, TradeIds] = {}
 
     def fresh(self, batch: Trades) -> list[Trade]:
-        """The trades of `batch` not passed on before, in order."""
-        last = self._last
-        out = []
+        """The trades of `batch` not passed on before, in order. An outlier retracted by
+        a later trade of the same batch is left out; one passed on in an earlier batch
+        cannot be taken back."""
+        out: list[Trade] = []
         for trade in batch.trades:
-            if trade.trade_id > last.get(trade.symbol, -1):
-                last[trade.symbol] = trade.trade_id
+            ids = self._ids.get(trade.symbol)
+            if ids is None:
+                ids = self._ids[trade.symbol] = TradeIds()
+            verdict = ids.classify(trade.trade_id)
+            if verdict is Verdict.RETRACT:
+                _drop_outlier(out, trade.symbol, ids.retracted)
+                verdict = ids.classify(trade.trade_id)  # against the sequence before it
+            if verdict is not Verdict.REPEAT:
                 out.append(trade)
         return out
+
+
+def _drop_outlier(out: list[Trade], symbol: str, trade_id: int) -> None:
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].symbol == symbol:
+            if out[i].trade_id == trade_id:
+                del out[i]
+            return

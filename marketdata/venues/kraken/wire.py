@@ -16,7 +16,6 @@ marketdata.events.Level; the float is only for ordering and range checks.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,12 +23,11 @@ from json.scanner import make_scanner
 from typing import Any
 
 from marketdata.events import Level, Trade
-from marketdata.exchanges.base import MalformedMessage
+from marketdata.exchanges.base import KNOWN_DECIMALS, MalformedMessage, decimal_value, to_trade_id
 
 NAME = "kraken"
 WS_URL = "wss://ws.kraken.com/v2"
 
-_INF = math.inf
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The C scanner, with number texts (typeshed types its argument as the scanner itself).
 _scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
@@ -197,44 +195,50 @@ def _book(message: dict[str, Any], recv_ts: float) -> list[BookMessage]:
 
 
 def levels(raw: Any, symbol: str, side: str) -> list[Level]:
-    """[{"price": n, "qty": n}, ...] -> Levels. Per level of every book message: inline."""
+    """[{"price": n, "qty": n}, ...] -> Levels. Per level of every book message: inline.
+
+    Each number's text must be a canonical decimal (base.decimal_value's rule: ASCII digits,
+    an optional fraction), as Binance's are: the JSON scanner keeps a number's literal text,
+    so `1e5` or `-1` would otherwise reach the book and the checksum. A text seen before
+    costs one dict lookup (base.KNOWN_DECIMALS); an integer (Kraken may send `45280` or `0`)
+    is written back as its digits first.
+    """
     if type(raw) is not list:
         raise MalformedMessage("bad_field", f"{symbol} {side} is not a list")
+    known = KNOWN_DECIMALS
     out = []
     for entry in raw:
         try:
             price_text, qty_text = entry["price"], entry["qty"]
         except (TypeError, KeyError):
             raise MalformedMessage("bad_level", f"{symbol} {side} entry {entry!r}") from None
-        if type(price_text) is not str:
-            price_text = _int_text(price_text, symbol, side)
-        if type(qty_text) is not str:
-            qty_text = _int_text(qty_text, symbol, side)
         try:
-            price, qty = float(price_text), float(qty_text)
-        except ValueError:
-            raise MalformedMessage("bad_number", f"{symbol} {side}: {entry!r}") from None
-        if not (0 < price < _INF and 0 <= qty < _INF):
-            raise MalformedMessage("bad_level", f"{symbol} {side}: {entry!r} out of range")
+            price, qty = known.get(price_text), known.get(qty_text)
+        except TypeError:  # unhashable: a list or an object where a number should be
+            raise MalformedMessage("bad_type", f"{symbol} {side}: {entry!r}") from None
+        if price is None:
+            price_text, price = _decimal(price_text, symbol, side)
+        if qty is None:
+            qty_text, qty = _decimal(qty_text, symbol, side)
+        if not price:  # canonical decimals are never negative
+            raise MalformedMessage("bad_level", f"{symbol} {side}: {entry!r} price 0")
         out.append((price, qty, price_text, qty_text))
     return out
 
 
-def _int_text(value: Any, symbol: str, side: str) -> str:
-    if type(value) is not int:  # bool, None, object, list: not a number
-        raise MalformedMessage("bad_type", f"{symbol} {side}: {value!r} is not a number")
-    return str(value)
+def _decimal(value: Any, symbol: str, side: str) -> tuple[str, float]:
+    """A number's text (an integer's digits) and its value; bad_type, bad_number if not a
+    canonical decimal."""
+    text = str(value) if type(value) is int else value  # not bool: True is no number
+    return text, decimal_value(text, f"{symbol} {side}")
 
 
 def _number(value: Any, where: str) -> tuple[float, str]:
-    """A positive finite number and its text (trade and ticker fields)."""
-    text = value if type(value) is str else _int_text(value, where, "value")
-    try:
-        number = float(text)
-    except ValueError:
-        raise MalformedMessage("bad_number", f"{where}: {value!r}") from None
-    if not 0 < number < _INF:
-        raise MalformedMessage("bad_number", f"{where}: {value!r} out of range")
+    """A positive canonical decimal and its text (trade and ticker fields)."""
+    text = str(value) if type(value) is int else value
+    number = decimal_value(text, where)
+    if not number:
+        raise MalformedMessage("bad_number", f"{where}: {value!r} is not positive")
     return number, text
 
 
@@ -248,9 +252,7 @@ def _trade(message: dict[str, Any], recv_ts: float) -> list[Trades]:
         side = entry["side"]
         if side != "buy" and side != "sell":
             raise MalformedMessage("bad_field", f"{symbol} trade side {side!r}")
-        trade_id = entry["trade_id"]
-        if type(trade_id) is not int:
-            raise MalformedMessage("bad_type", f"{symbol} trade_id {trade_id!r}")
+        trade_id = to_trade_id(entry["trade_id"], "trade_id")
         trades.append(
             Trade(
                 exchange=NAME,
