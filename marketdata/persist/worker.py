@@ -124,6 +124,9 @@ class SinkWorker:
     async def _serve(self) -> None:
         """Groups, sink, pending entries, then batches until stopped. Raises RedisError or
         OSError when Redis fails: run() starts over."""
+        # Entries read but not yet batched are pending for this consumer: _recover() reads
+        # them again, so keeping them too would write (or dead-letter) them twice.
+        self._carry = []
         await self._ensure_groups()
         if not self._sink_started:
             await self._retrying(self.sink.start, "start")
