@@ -116,19 +116,20 @@ class PersistService:
         while not self._stop.is_set():
             try:
                 await self.housekeep_once()
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                raise_if_cancelling()  # Redis is down: the workers report it
+            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+                raise_if_cancelling()  # Redis unreachable: nothing is trimmed either
+                self._housekeeping_failed(e)
             except RedisError as e:  # refused: no permission for XTRIM, say
                 raise_if_cancelling()
                 self._housekeeping_failed(e)
+                self.metrics.housekeeping_errors.inc()
             else:
                 self.housekeeping_outage.ok()
                 self.metrics.housekeeping_ok.set(1)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
-    def _housekeeping_failed(self, e: RedisError) -> None:
+    def _housekeeping_failed(self, e: RedisError | OSError) -> None:
         self.housekeeping_outage.fail(e)
-        self.metrics.housekeeping_errors.inc()
         self.metrics.housekeeping_ok.set(0)
 
     async def housekeep_once(self) -> None:

@@ -72,3 +72,28 @@ def _metric(service: PersistService, name: str) -> float:
     value = service.metrics.registry.get_sample_value(name)
     assert value is not None
     return value
+
+
+async def test_housekeeping_cut_off_from_redis_is_not_ok(redis_server, redis_client, pg, caplog):
+    caplog.set_level(logging.INFO, "marketdata.persist")
+    service = PersistService(persist_config(redis_server.url, pg.dsn), [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    try:
+        assert await wait_until(lambda: _housekeeping_ok(service), 10)
+        redis_server.stop()
+
+        async def cut_off() -> bool:
+            body = (await health(service.http_port))[1]
+            return not body["housekeeping"]["ok"] and _metric(service, "housekeeping_ok") == 0
+
+        assert await wait_until(cut_off, 10)
+        assert "ConnectionError" in (await health(service.http_port))[1]["housekeeping"]["error"]
+        redis_server.start()
+        await redis_client.connection_pool.disconnect()
+        assert await wait_until(lambda: _housekeeping_ok(service), 15)
+        assert _metric(service, "housekeeping_ok") == 1
+    finally:
+        service.stop()
+        await task
+    lines = [r for r in caplog.records if r.getMessage().startswith("spool housekeeping")]
+    assert [r.levelno for r in lines] == [logging.ERROR, logging.INFO]  # once each

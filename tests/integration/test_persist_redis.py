@@ -127,5 +127,6 @@ async def test_wrong_redis_password_keeps_retrying_and_says_so(redis_server, pg,
         service.stop()
         await asyncio.wait_for(task, 5)
     causes = [r for r in caplog.records if "invalid username-password" in r.getMessage()]
-    assert len(causes) == 1  # once, not per attempt
-    assert causes[0].levelno == logging.ERROR
+    said = sorted(r.getMessage().split(" failing")[0] for r in causes)
+    assert said == ["redis", "spool housekeeping"]  # once each, not per attempt
+    assert all(r.levelno == logging.ERROR for r in causes)
