@@ -133,8 +133,9 @@ class PersistService:
         self.metrics.housekeeping_ok.set(0)
 
     async def housekeep_once(self) -> None:
-        """Refresh pending/lag figures and states, then trim what all groups acknowledged
-        (the figures are refreshed even when trimming is refused)."""
+        """Refresh pending/lag figures and states, then trim what all groups acknowledged,
+        once every sink's group exists (the figures are refreshed even when trimming is
+        refused)."""
         worst: dict[str, float] = {}
         now_ms = time.time() * 1000
         positions = {stream: await group_positions(self.redis, stream) for stream in STREAMS}
@@ -147,8 +148,12 @@ class PersistService:
                 worst[group] = max(worst.get(group, 0.0), lag)
         for worker in self.workers:
             worker.update_lag(worst.get(worker.group, 0.0))
+        groups = {worker.group for worker in self.workers}
         for stream, stream_positions in positions.items():
-            await trim(self.redis, stream, stream_positions)
+            # A group not there yet (its worker could not create it) has read nothing:
+            # trimming by the others alone would drop what it has yet to store.
+            if groups <= {position.name for position in stream_positions}:
+                await trim(self.redis, stream, stream_positions)
 
     async def _start_http(self) -> web.AppRunner:
         app = web.Application()
