@@ -54,8 +54,6 @@ class PersistService:
             config.redis_url, socket_timeout=30, socket_connect_timeout=2
         )
         p = config.persist
-        # One Redis, one story: shared by the workers.
-        self.redis_outage = Outage("redis", log, level=logging.ERROR, remind=True)
         self.housekeeping_outage = Outage(
             "spool housekeeping", log, level=logging.ERROR, remind=True
         )
@@ -67,7 +65,6 @@ class PersistService:
                 p.batch,
                 p.claim_idle_ms,
                 self.metrics,
-                redis_outage=self.redis_outage,
             )  # fmt: skip
             for sink in sinks
         ]
@@ -168,7 +165,8 @@ class PersistService:
 
     async def _health(self, request: web.Request) -> web.Response:
         sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
-        available = not self.redis_outage.active and all(
+        redis = self._redis_status()
+        available = bool(redis["ok"]) and all(
             w.state is not SinkState.UNAVAILABLE for w in self.workers
         )
         # Housekeeping refused (the spool is not trimmed): degraded, yet still persisting.
@@ -178,13 +176,21 @@ class PersistService:
             "version": __version__,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "sinks": sinks,
-            "redis": self.redis_outage.status(),
+            "redis": redis,
             "housekeeping": self.housekeeping_outage.status(),
         }
         return web.Response(
             body=orjson.dumps(body), status=200 if available else 503,
             content_type="application/json",
         )  # fmt: skip
+
+    def _redis_status(self) -> dict[str, object]:
+        """Each worker tells its own Redis trouble; any is the service's: the first worker
+        cut off, and which sinks are."""
+        failing = [w for w in self.workers if w.redis_outage.active]
+        if not failing:
+            return {"ok": True}
+        return {**failing[0].redis_outage.status(), "sinks": [w.group for w in failing]}
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
