@@ -54,8 +54,6 @@ class PersistService:
             config.redis_url, socket_timeout=30, socket_connect_timeout=2
         )
         p = config.persist
-        # One Redis, one story: shared by the workers.
-        self.redis_outage = Outage("redis", log, level=logging.ERROR, remind=True)
         self.housekeeping_outage = Outage(
             "spool housekeeping", log, level=logging.ERROR, remind=True
         )
@@ -67,7 +65,6 @@ class PersistService:
                 p.batch,
                 p.claim_idle_ms,
                 self.metrics,
-                redis_outage=self.redis_outage,
             )  # fmt: skip
             for sink in sinks
         ]
@@ -116,24 +113,26 @@ class PersistService:
         while not self._stop.is_set():
             try:
                 await self.housekeep_once()
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                raise_if_cancelling()  # Redis is down: the workers report it
+            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+                raise_if_cancelling()  # Redis unreachable: nothing is trimmed either
+                self._housekeeping_failed(e)
             except RedisError as e:  # refused: no permission for XTRIM, say
                 raise_if_cancelling()
                 self._housekeeping_failed(e)
+                self.metrics.housekeeping_errors.inc()
             else:
                 self.housekeeping_outage.ok()
                 self.metrics.housekeeping_ok.set(1)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
-    def _housekeeping_failed(self, e: RedisError) -> None:
+    def _housekeeping_failed(self, e: RedisError | OSError) -> None:
         self.housekeeping_outage.fail(e)
-        self.metrics.housekeeping_errors.inc()
         self.metrics.housekeeping_ok.set(0)
 
     async def housekeep_once(self) -> None:
-        """Refresh pending/lag figures and states, then trim what all groups acknowledged
-        (the figures are refreshed even when trimming is refused)."""
+        """Refresh pending/lag figures and states, then trim what all groups acknowledged,
+        once every sink's group exists (the figures are refreshed even when trimming is
+        refused)."""
         worst: dict[str, float] = {}
         now_ms = time.time() * 1000
         positions = {stream: await group_positions(self.redis, stream) for stream in STREAMS}
@@ -146,8 +145,12 @@ class PersistService:
                 worst[group] = max(worst.get(group, 0.0), lag)
         for worker in self.workers:
             worker.update_lag(worst.get(worker.group, 0.0))
+        groups = {worker.group for worker in self.workers}
         for stream, stream_positions in positions.items():
-            await trim(self.redis, stream, stream_positions)
+            # A group not there yet (its worker could not create it) has read nothing:
+            # trimming by the others alone would drop what it has yet to store.
+            if groups <= {position.name for position in stream_positions}:
+                await trim(self.redis, stream, stream_positions)
 
     async def _start_http(self) -> web.AppRunner:
         app = web.Application()
@@ -162,7 +165,8 @@ class PersistService:
 
     async def _health(self, request: web.Request) -> web.Response:
         sinks = {w.group: {"state": w.state.name, "lag_s": round(w.lag_s, 3)} for w in self.workers}
-        available = not self.redis_outage.active and all(
+        redis = self._redis_status()
+        available = bool(redis["ok"]) and all(
             w.state is not SinkState.UNAVAILABLE for w in self.workers
         )
         # Housekeeping refused (the spool is not trimmed): degraded, yet still persisting.
@@ -172,13 +176,21 @@ class PersistService:
             "version": __version__,
             "uptime_s": round(time.monotonic() - self._started, 3),
             "sinks": sinks,
-            "redis": self.redis_outage.status(),
+            "redis": redis,
             "housekeeping": self.housekeeping_outage.status(),
         }
         return web.Response(
             body=orjson.dumps(body), status=200 if available else 503,
             content_type="application/json",
         )  # fmt: skip
+
+    def _redis_status(self) -> dict[str, object]:
+        """Each worker tells its own Redis trouble; any is the service's: the first worker
+        cut off, and which sinks are."""
+        failing = [w for w in self.workers if w.redis_outage.active]
+        if not failing:
+            return {"ok": True}
+        return {**failing[0].redis_outage.status(), "sinks": [w.group for w in failing]}
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

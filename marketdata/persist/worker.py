@@ -5,9 +5,11 @@ OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowl
 stop() ends run() after the batch in hand, or at once while the sink is failing: its
 entries stay pending in the group and are redelivered.
 
-Redis lost (down, restarted, refusing our password): retried with capped backoff, reported
-through the shared `redis` Outage; on its return the worker starts over from its groups and
-its pending entries. A group that vanished (FLUSHALL, XGROUP DESTROY) is re-created.
+Redis lost (down, restarted, refusing our password) or refusing a command (OOM, NOPERM):
+retried with capped backoff, reported through this worker's own `<sink>: redis` Outage (one
+worker's trouble is not cleared by another's success); on its return the worker starts over
+from its groups and its pending entries. A group that vanished (FLUSHALL, XGROUP DESTROY) is
+re-created.
 """
 
 from __future__ import annotations
@@ -67,7 +69,6 @@ class SinkWorker:
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
-        redis_outage: Outage | None = None,
     ) -> None:
         self.redis = redis
         self.sink = sink
@@ -81,8 +82,9 @@ class SinkWorker:
         self._clock = clock
         self._stop = asyncio.Event()
         self.sink_outage = Outage(f"{self.group} sink", log, level=logging.ERROR, remind=True)
-        self.redis_outage = redis_outage or Outage("redis", log, level=logging.ERROR, remind=True)
+        self.redis_outage = Outage(f"{self.group}: redis", log, level=logging.ERROR, remind=True)
         self._redis_backoff = Backoff(0.1, 5.0)
+        self._redis_refused = False  # the last failure: a command refused, not a lost link
         self._sink_started = False
         self._carry: list[tuple[str, Entry]] = []  # delivered, not yet in a batch
         self._set_state(SinkState.UNAVAILABLE)
@@ -109,6 +111,7 @@ class SinkWorker:
         if isinstance(e, ResponseError) and str(e).startswith(VANISHED):
             log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
             return False  # at once
+        self._redis_refused = isinstance(e, ResponseError)
         self.redis_outage.fail(e)
         try:
             await self._pause(self._redis_backoff.next_delay())
@@ -116,28 +119,38 @@ class SinkWorker:
             return True
         return False
 
-    def _redis_ok(self) -> None:
+    def _redis_ok(self, settled: bool = True) -> None:
+        """Redis answered. A lost link is over at once; a refused command (OOM on XADD
+        spool:dead, say) only once a whole round went through (settled): other commands
+        succeeding say nothing of it."""
+        if self._redis_refused and not settled:
+            return
         if self.redis_outage.active or self._redis_backoff.attempt:
             self.redis_outage.ok()
             self._redis_backoff.reset()
+            self._redis_refused = False
 
     async def _serve(self) -> None:
         """Groups, sink, pending entries, then batches until stopped. Raises RedisError or
         OSError when Redis fails: run() starts over."""
+        # Entries read but not yet batched are pending for this consumer: _recover() reads
+        # them again, so keeping them too would write (or dead-letter) them twice.
+        self._carry = []
         await self._ensure_groups()
         if not self._sink_started:
             await self._retrying(self.sink.start, "start")
             self._sink_started = True
         recovered = await self._recover()
-        self._redis_ok()
+        self._redis_ok(settled=not recovered)
         if recovered:
             log.info("%s: recovering %d pending entries", self.group, _count(recovered))
             await self._commit(recovered)
         while not self._stop.is_set() or self._carry:
             batch = await self._read_batch()
-            self._redis_ok()
+            self._redis_ok(settled=not batch)
             if batch:
                 await self._commit(batch)
+                self._redis_ok()
 
     def update_lag(self, lag_s: float) -> None:
         """Called by housekeeping: DEGRADED while far behind after writes resumed."""

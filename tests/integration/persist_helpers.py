@@ -78,3 +78,31 @@ async def health(port: int) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{port}/health") as response:
             return response.status, await response.json()
+
+
+class FaultyRedis:
+    """A worker's Redis client that raises `error` from the named command (the next `times`
+    calls; None: until `healed`); every other call goes through."""
+
+    def __init__(
+        self, redis: aioredis.Redis, command: str, error: Exception, times: int | None = None
+    ) -> None:
+        self._redis = redis
+        self._command = command
+        self._error = error
+        self._times = times
+        self.healed = False
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._redis, name)
+        if name != self._command:
+            return real
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if not self.healed and (self._times is None or self.failures < self._times):
+                self.failures += 1
+                raise self._error
+            return await real(*args, **kwargs)
+
+        return call

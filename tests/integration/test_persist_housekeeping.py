@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import ResponseError
+
+from marketdata.persist.mongo import MongoSink
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from marketdata.spool import TRADES_STREAM
 from tests.integration.persist_helpers import (
+    FaultyRedis,
     drained,
     health,
     persist_config,
@@ -16,6 +20,7 @@ from tests.integration.persist_helpers import (
     spool_trades,
 )
 from tests.integration.scenario_runner import wait_until
+from tests.mongo_double import FakeDatabase
 
 USER = "persist_notrim"
 
@@ -72,3 +77,51 @@ def _metric(service: PersistService, name: str) -> float:
     value = service.metrics.registry.get_sample_value(name)
     assert value is not None
     return value
+
+
+async def test_housekeeping_cut_off_from_redis_is_not_ok(redis_server, redis_client, pg, caplog):
+    caplog.set_level(logging.INFO, "marketdata.persist")
+    service = PersistService(persist_config(redis_server.url, pg.dsn), [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    try:
+        assert await wait_until(lambda: _housekeeping_ok(service), 10)
+        redis_server.stop()
+
+        async def cut_off() -> bool:
+            body = (await health(service.http_port))[1]
+            return not body["housekeeping"]["ok"] and _metric(service, "housekeeping_ok") == 0
+
+        assert await wait_until(cut_off, 10)
+        assert "ConnectionError" in (await health(service.http_port))[1]["housekeeping"]["error"]
+        redis_server.start()
+        await redis_client.connection_pool.disconnect()
+        assert await wait_until(lambda: _housekeeping_ok(service), 15)
+        assert _metric(service, "housekeeping_ok") == 1
+    finally:
+        service.stop()
+        await task
+    lines = [r for r in caplog.records if r.getMessage().startswith("spool housekeeping")]
+    assert [r.levelno for r in lines] == [logging.ERROR, logging.INFO]  # once each
+
+
+async def test_no_trim_while_a_sink_has_no_group_yet(redis_server, redis_client, pg):
+    """A group Redis refused to create (OOM) must not let the others' trim take its entries."""
+    db = FakeDatabase()
+    sinks = [TimescaleSink(pg.dsn), MongoSink("mongodb://unused", "md", db)]
+    service = PersistService(persist_config(redis_server.url, pg.dsn), list(sinks))
+    oom = ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+    faulty = FaultyRedis(service.redis, "xgroup_create", oom)
+    service.workers[1].redis = faulty  # type: ignore[assignment]
+    await spool_trades(redis_client, 0, 100)
+    task = await run_persist(service)
+    try:
+        assert await wait_until(lambda: drained(redis_client, "timescale"), 20)
+        assert faulty.failures >= 1
+        await service.housekeep_once()
+        assert await redis_client.xlen(TRADES_STREAM) == 100  # kept for mongo
+        faulty.healed = True
+        assert await wait_until(lambda: drained(redis_client, "mongo"), 20)
+        assert len(db["trades"].docs) == 100
+    finally:
+        service.stop()
+        await task

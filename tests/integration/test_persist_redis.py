@@ -104,8 +104,8 @@ async def test_redis_killed_and_restarted_resumes(redis_server, redis_client, pg
         service.stop()
         await task
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("marketdata")]
-    assert any(m.startswith("redis failing, retrying: ") for m in messages)
-    assert any(m.startswith("redis recovered after") for m in messages)
+    assert any(m.startswith("timescale: redis failing, retrying: ") for m in messages)
+    assert any(m.startswith("timescale: redis recovered after") for m in messages)
     assert not any(r.exc_info for r in caplog.records)
 
 
@@ -116,7 +116,7 @@ async def test_wrong_redis_password_keeps_retrying_and_says_so(redis_server, pg,
     try:
 
         async def retried() -> bool:
-            return service.redis_outage.attempts >= 3
+            return service.workers[0].redis_outage.attempts >= 3
 
         assert await wait_until(retried, 20)
         assert not task.done()
@@ -127,5 +127,6 @@ async def test_wrong_redis_password_keeps_retrying_and_says_so(redis_server, pg,
         service.stop()
         await asyncio.wait_for(task, 5)
     causes = [r for r in caplog.records if "invalid username-password" in r.getMessage()]
-    assert len(causes) == 1  # once, not per attempt
-    assert causes[0].levelno == logging.ERROR
+    said = sorted(r.getMessage().split(" failing")[0] for r in causes)
+    assert said == ["spool housekeeping", "timescale: redis"]  # once each, not per attempt
+    assert all(r.levelno == logging.ERROR for r in causes)
