@@ -12,7 +12,7 @@ The endpoint shares the feed's event loop, so a flood of requests must not take 
 handlers (all but /health, which does nothing) start at most MAX_RATE a second and run at
 most HANDLERS_AT_ONCE at once; a request whose turn is more than MAX_WAIT_S away is answered
 at once with 503 {"busy": true}: the endpoint is busy, which says nothing about readiness.
-/ready has a budget of its own (READY_MAX_RATE, READY_AT_ONCE), untouched by other paths.
+/ready has a budget of its own, of the same size, untouched by the other paths.
 /metrics renders the exposition at most once per METRICS_MAX_AGE_S and serves those bytes
 meanwhile.
 """
@@ -44,8 +44,6 @@ UNBOUNDED_PATHS = frozenset({"/health"})
 # Readiness probes have a budget of their own, so a flood of /metrics or /books requests
 # never makes /ready answer "busy" (which a probe cannot tell from "not ready").
 READY_PATH = "/ready"
-READY_AT_ONCE = 2
-READY_MAX_RATE = 50.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,7 +59,7 @@ def create_app(service: Service) -> web.Application:
     app[SERVICE] = service
     app[STARTED] = time.monotonic()
     app[GATE] = HandlerGate(HANDLERS_AT_ONCE, MAX_RATE, MAX_WAIT_S)
-    app[READY_GATE] = HandlerGate(READY_AT_ONCE, READY_MAX_RATE, MAX_WAIT_S)
+    app[READY_GATE] = HandlerGate(HANDLERS_AT_ONCE, MAX_RATE, MAX_WAIT_S)
 
     def render() -> bytes:
         service.update_gauges()
