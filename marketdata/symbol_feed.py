@@ -156,8 +156,7 @@ class SymbolFeed:
         state = self.state
         for event in events:
             if event.symbol != state.symbol:
-                self._metrics.messages_error.labels("unknown_symbol").inc()
-                log.warning("%s: message for unexpected symbol %r", state.symbol, event.symbol)
+                self._unexpected(event.symbol)
             elif type(event) is DepthDiff:
                 self._on_diff(event)
             elif type(event) is Trade:
@@ -168,13 +167,28 @@ class SymbolFeed:
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
         self._count_error(error.reason)
+        more = self._may_log_skip()
+        if more is not None:
+            log.warning(
+                "%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame
+            )
+
+    def _unexpected(self, symbol: str) -> None:
+        """Count every message for another symbol; logged like the malformed ones."""
+        self._count_error("unknown_symbol")
+        more = self._may_log_skip()
+        if more is not None:
+            log.warning("%s: skipped message for unexpected symbol %r%s", self.key, symbol, more)
+
+    def _may_log_skip(self) -> str | None:
+        """At most one skipped message a second per symbol is logged: None if this one is
+        only counted, else what the line adds about those that were not logged."""
         now = time.monotonic()
         if now - self._last_skip_log < 1.0:
             self._skips_unlogged += 1
-            return
-        more = f" (+{self._skips_unlogged} more not logged)" if self._skips_unlogged else ""
-        log.warning("%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame)
-        self._last_skip_log, self._skips_unlogged = now, 0
+            return None
+        unlogged, self._last_skip_log, self._skips_unlogged = self._skips_unlogged, now, 0
+        return f" (+{unlogged} more not logged)" if unlogged else ""
 
     def _on_diff(self, diff: DepthDiff) -> None:
         self._diffs_seen.inc()
