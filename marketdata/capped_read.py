@@ -7,6 +7,8 @@ import aiohttp
 # A 1000-level Binance snapshot is about 60 KB: 2 MiB is some thirty times that. A body past
 # the limit is refused as it arrives, never read whole (one of 64 MB once was).
 DEFAULT_MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+# A page of 1000 aggTrades is about 100 KB: the same 2 MiB is some twenty times that.
+DEFAULT_MAX_PAGE_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 
 

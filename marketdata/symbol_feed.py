@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -11,15 +12,14 @@ from typing import Any
 import aiohttp
 
 from marketdata.backoff import Backoff
-from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES, BodyTooLarge, read_capped
+from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
-from marketdata.logs import describe
 from marketdata.metrics import Metrics
-from marketdata.outage import Outage
 from marketdata.publish import Publisher
+from marketdata.rest_fetch import Failure, RestFetch
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.sync import BREAKS, Outcome
@@ -28,8 +28,6 @@ from marketdata.trade_gaps import GapLimits, TradeGaps
 from marketdata.trade_history import TradeHistory
 
 log = logging.getLogger(__name__)
-
-SNAPSHOT_TIMEOUT_S = 10.0
 
 
 class SymbolFeed:
@@ -56,7 +54,6 @@ class SymbolFeed:
         self._reconnect = reconnect
         self._metrics = metrics
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._snapshot_outage = Outage(f"{self.key}: snapshot", log)
         self._synced_flag = False
         self._last_skip_log = 0.0
         self._skips_unlogged = 0
@@ -68,9 +65,12 @@ class SymbolFeed:
         self._levels_bid = metrics.book_levels.labels(*labels, "bid")
         self._levels_ask = metrics.book_levels.labels(*labels, "ask")
         self._dropped = metrics.diffs_dropped.labels(*labels)
-        self._max_snapshot_bytes = max_snapshot_bytes
         self._too_many_levels = metrics.book_limits_exceeded.labels(*labels, "levels_per_side")
-        self._snapshot_too_large = metrics.book_limits_exceeded.labels(*labels, "snapshot_bytes")
+        self._snapshots = RestFetch(
+            self.key, "snapshot", session, gate, metrics.snapshot_requests,
+            metrics.messages_error, log, max_snapshot_bytes,
+            metrics.book_limits_exceeded.labels(*labels, "snapshot_bytes"),
+        )  # fmt: skip
         # None: the venue's bookTicker is not checked against the book.
         self._audit = TopAudit(
             metrics.top_of_book_checks.labels(*labels),
@@ -81,7 +81,7 @@ class SymbolFeed:
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("book_ticker")
         self._trades_accepted = metrics.trades_processed.labels()
-        history = TradeHistory(adapter, state.symbol, session, gate, metrics)
+        history = TradeHistory(adapter, self.key, state.symbol, session, gate, metrics)
         self._trade_gaps = TradeGaps(
             adapter.name, state.symbol, state.trade_ids, self._publish_trade, history.page,
             metrics, GapLimits(page_limit=adapter.agg_trades_limit),
@@ -125,8 +125,8 @@ class SymbolFeed:
         problems = [_disconnected(c) for c in self.connections if not c.connected]
         if not self.state.sync.synced:
             problems.append(f"book not synced ({self.state.sync.state.value})")
-        if self._snapshot_outage.active:
-            problems.append(f"snapshot failing: {self._snapshot_outage.cause}")
+        if self._snapshots.outage.active:
+            problems.append(f"snapshot failing: {self._snapshots.outage.cause}")
         if self.last_frame_at is None:
             problems.append("no message yet")
         elif now - self.last_frame_at > stale_after_s:
@@ -156,8 +156,7 @@ class SymbolFeed:
         state = self.state
         for event in events:
             if event.symbol != state.symbol:
-                self._metrics.messages_error.labels("unknown_symbol").inc()
-                log.warning("%s: message for unexpected symbol %r", state.symbol, event.symbol)
+                self._unexpected(event.symbol)
             elif type(event) is DepthDiff:
                 self._on_diff(event)
             elif type(event) is Trade:
@@ -168,13 +167,28 @@ class SymbolFeed:
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
         self._count_error(error.reason)
+        more = self._may_log_skip()
+        if more is not None:
+            log.warning(
+                "%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame
+            )
+
+    def _unexpected(self, symbol: str) -> None:
+        """Count every message for another symbol; logged like the malformed ones."""
+        self._count_error("unknown_symbol")
+        more = self._may_log_skip()
+        if more is not None:
+            log.warning("%s: skipped message for unexpected symbol %r%s", self.key, symbol, more)
+
+    def _may_log_skip(self) -> str | None:
+        """At most one skipped message a second per symbol is logged: None if this one is
+        only counted, else what the line adds about those that were not logged."""
         now = time.monotonic()
         if now - self._last_skip_log < 1.0:
             self._skips_unlogged += 1
-            return
-        more = f" (+{self._skips_unlogged} more not logged)" if self._skips_unlogged else ""
-        log.warning("%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame)
-        self._last_skip_log, self._skips_unlogged = now, 0
+            return None
+        unlogged, self._last_skip_log, self._skips_unlogged = self._skips_unlogged, now, 0
+        return f" (+{unlogged} more not logged)" if unlogged else ""
 
     def _on_diff(self, diff: DepthDiff) -> None:
         self._diffs_seen.inc()
@@ -290,47 +304,22 @@ class SymbolFeed:
     async def _fetch_snapshot(self) -> None:
         backoff = Backoff(self._reconnect.initial_delay_s, self._reconnect.max_delay_s)
         while self._wants_snapshot():
-            await self._gate.acquire(self.adapter.snapshot_weight)
-            if not self._wants_snapshot():
+            failure = await self._snapshot_attempt(self._wants_snapshot)
+            if failure is Failure.UNWANTED:
                 break  # e.g. the stream dropped while we waited; its reconnect asks again
-            delay = await self._snapshot_attempt()
-            if delay is None:
-                delay = backoff.next_delay()
-            if self._wants_snapshot():
-                await asyncio.sleep(delay)
+            if self._wants_snapshot():  # the gate holds any wait the exchange imposed
+                await asyncio.sleep(0.0 if failure is Failure.LIMITED else backoff.next_delay())
 
-    async def _snapshot_attempt(self) -> float | None:
-        """One GET; returns a wait imposed by the exchange (Retry-After), else None."""
-        url = self.adapter.snapshot_url(self.state.symbol)
-        symbol = self.state.symbol
-        try:
-            timeout = aiohttp.ClientTimeout(total=SNAPSHOT_TIMEOUT_S)
-            async with self._session.get(url, timeout=timeout) as response:
-                status = response.status
-                body = await read_capped(response, self._max_snapshot_bytes)
-        except BodyTooLarge as e:
-            self._metrics.snapshot_requests.labels(str(status)).inc()
-            self._gate.record(status, response.headers)
-            self._snapshot_too_large.inc()
-            self._snapshot_outage.fail(f"refused: {e}")
-            return None
-        except (aiohttp.ClientError, OSError, TimeoutError) as e:
-            self._metrics.snapshot_requests.labels("error").inc()
-            self._snapshot_outage.fail(f"request failed: {describe(e)}")
-            return None
-        self._metrics.snapshot_requests.labels(str(status)).inc()
-        self._gate.record(status, response.headers)
-        if status != 200:
-            text = body[:200].decode(errors="replace")
-            self._snapshot_outage.fail(f"HTTP {status} {text}")
-            return 0.0 if status in (418, 429) else None  # the gate holds the wait
-        try:
-            snapshot = self.adapter.parse_snapshot(symbol, body, time.time())
-        except MalformedMessage as e:
-            self._metrics.messages_error.labels(e.reason).inc()
-            self._snapshot_outage.fail(f"malformed snapshot ({e})")
-            return None
-        self._snapshot_outage.ok()
+    async def _snapshot_attempt(self, wanted: Callable[[], bool] | None = None) -> Failure | None:
+        """One GET through the gate (if still `wanted` once it lets it go): the snapshot
+        applied (None), or why not."""
+        adapter, symbol = self.adapter, self.state.symbol
+        snapshot = await self._snapshots.get(
+            adapter.snapshot_url(symbol), adapter.snapshot_weight,
+            functools.partial(adapter.parse_snapshot, symbol), wanted,
+        )  # fmt: skip
+        if isinstance(snapshot, Failure):
+            return snapshot
         self._apply_snapshot(snapshot)
         return None
 

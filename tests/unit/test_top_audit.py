@@ -60,9 +60,9 @@ def make_feeds(metrics: Metrics, audit: bool = True) -> dict[str, SymbolFeed]:
     }
 
 
-def replay(feeds: dict[str, SymbolFeed], edit: Any = None) -> None:
+def replay(feeds: dict[str, SymbolFeed], edit: Any = None, route: Any = None) -> None:
     """The capture in receive order through each symbol's feed; `edit(raw)` may rewrite
-    a depth frame's text before it is parsed."""
+    a frame's text before it is parsed, and a frame `route(raw)` is false for is left out."""
     adapter = BinanceFutures()
     for record in load_capture(FUTURES_CAPTURE).records:
         if not isinstance(record, CapturedFrame):
@@ -70,6 +70,8 @@ def replay(feeds: dict[str, SymbolFeed], edit: Any = None) -> None:
             feeds[record.symbol]._apply_snapshot(snapshot)
         elif "@kline" not in record.stream:
             raw = edit(record.raw) if edit is not None else record.raw
+            if route is not None and not route(raw):
+                continue
             symbol = orjson.loads(raw)["data"]["s"]
             feeds[symbol].on_frame(raw.encode(), record.t)
 
@@ -204,6 +206,7 @@ def test_each_top_is_judged_by_the_latest_ticker_at_or_below_its_id() -> None:
 def test_a_mismatch_is_sustained_after_n_in_a_row_or_two_over_the_window() -> None:
     top, _, mismatches = audit(max_mismatches=3)
     wrong = book(bid="1.1")
+    top.on_book(0, wrong, 0.0)  # the book before the ticker: it never makes the ticker's change
     top.on_ticker(ticker(1), 0.0)
     for book_id in (5, 6, 7):
         top.on_book(book_id, wrong, 0.0)
@@ -233,3 +236,43 @@ def test_the_same_numbers_written_differently_match() -> None:
     top.on_ticker(ticker(1, bid="1.00"), 0.0)
     top.on_book(5, book(), 0.0)
     assert top.on_ticker(ticker(9), 0.0) is Verdict.MATCH
+
+
+def test_a_book_that_moved_past_a_lost_ticker_counts_it_once() -> None:
+    top, _, mismatches = audit(max_mismatches=3)
+    top.on_book(0, book(), 0.0)
+    top.on_ticker(ticker(1), 0.0)
+    top.on_book(3, book(), 0.0)
+    # The ticker at 4 that moved the bid to 1.1 is lost: every top after it disagrees with 1.
+    for book_id in (5, 6, 7, 8):
+        top.on_book(book_id, book(bid="1.1"), 0.0)
+    assert top.on_ticker(ticker(9, bid="1.1"), 0.1) is Verdict.MISMATCH
+    assert mismatches.value == 4
+    top.on_book(10, book(bid="1.1"), 0.2)
+    assert top.on_ticker(ticker(12, bid="1.1"), 0.2) is Verdict.MATCH
+
+
+# One ticker of each symbol whose loss alone used to throw the book away.
+LOST_TICKERS = (1, 4, 7, 10)
+
+
+@pytest.mark.parametrize("lost", LOST_TICKERS)
+def test_a_lost_ticker_never_resyncs_the_book(lost: int) -> None:
+    tickers = [
+        r.raw
+        for r in load_capture(FUTURES_CAPTURE).records
+        if isinstance(r, CapturedFrame) and "@bookTicker" in r.stream
+    ]
+    dropped = tickers[lost]
+    symbol = orjson.loads(dropped)["data"]["s"]
+
+    def lose_it(raw: str) -> str:  # as another symbol's ticker, which the audit never sees
+        return raw.replace(f'"s":"{symbol}"', '"s":"LOST"') if raw == dropped else raw
+
+    metrics = Metrics()
+    feeds = make_feeds(metrics)
+    replay(feeds, lose_it, route=lambda raw: "LOST" not in raw)
+    assert sample(metrics, "top_of_book_mismatches_total", symbol) >= 3  # stale comparisons
+    for each in SYMBOLS:
+        assert sample(metrics, "resyncs_total", each) == 0, each
+        assert sample(metrics, "book_synced", each) == 1, each
