@@ -6,11 +6,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from aiohttp import web
 
 from marketdata.config import Config, parse_config
@@ -123,3 +125,22 @@ async def pg(postgres_server: PostgresServer) -> AsyncIterator[PostgresServer]:
     await conn.execute("DROP TABLE IF EXISTS trades, l2_snapshots")
     await conn.close()
     return postgres_server
+
+
+def write_service_config(
+    directory: Path, redis_url: str, sim: SimServer, symbols: list[str], **overrides: Any
+) -> Path:
+    """A config file for a real `marketdata run` process: its spill file in `directory`,
+    never the repository's .run/spill (which holds a developer's own data)."""
+    raw: dict[str, Any] = {
+        "redis_url": redis_url,
+        "spool": {"spill_path": str(directory / "spill.jsonl")},
+        "health_port": 0,
+        "exchanges": {"binance_futures": {
+            "symbols": symbols, "ws_url": sim.url_ws, "rest_url": sim.url_http,
+        }},
+    }  # fmt: skip
+    raw.update(overrides)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

@@ -20,11 +20,11 @@ import aiohttp
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from marketdata.sim.sources import GeneratedSource
 from tests.helpers import free_port
+from tests.integration.conftest import write_service_config
 
 SYMBOLS = [f"S{i:02d}USDT" for i in range(20)]
 ROUNDS = 3
@@ -147,16 +147,9 @@ async def test_request_flood_neither_slows_trades_nor_fails_ready(
 ):
     sim = await start_sim(GeneratedSource(rate=40, seed=4, symbols=SYMBOLS))
     port = free_port()
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "redis_url": redis_server.url,
-        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
-        "health_port": port,
-        "publish_interval_ms": 100,
-        "exchanges": {"binance_futures": {
-            "symbols": SYMBOLS, "ws_url": sim.url_ws, "rest_url": sim.url_http,
-        }},
-    }))  # fmt: skip
+    config = write_service_config(
+        tmp_path, redis_server.url, sim, SYMBOLS, health_port=port, publish_interval_ms=100
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "marketdata.cli", "run", "--config", str(config),
         stderr=asyncio.subprocess.DEVNULL,

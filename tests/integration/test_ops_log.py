@@ -7,10 +7,10 @@ import signal
 import sys
 
 import aiohttp
-import yaml
 
 from marketdata.sim.sources import GeneratedSource
 from tests.helpers import free_port
+from tests.integration.conftest import write_service_config
 from tests.integration.test_ops_load import wait_ready
 
 BIG = 100_000
@@ -31,15 +31,7 @@ async def test_overlong_url_and_header_log_one_line_each(
 ):
     sim = await start_sim(GeneratedSource(rate=10, seed=1))
     port = free_port()
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "redis_url": redis_server.url,
-        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
-        "health_port": port,
-        "exchanges": {"binance_futures": {
-            "symbols": ["BTCUSDT"], "ws_url": sim.url_ws, "rest_url": sim.url_http,
-        }},
-    }))  # fmt: skip
+    config = write_service_config(tmp_path, redis_server.url, sim, ["BTCUSDT"], health_port=port)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "marketdata.cli", "run", "--config", str(config),
         stderr=asyncio.subprocess.PIPE,

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-import yaml
 
 from marketdata.sim.sources import GeneratedSource
+from tests.integration.conftest import write_service_config
 from tests.integration.scenario_runner import Collector, start_run, wait_until
 
 
@@ -20,15 +20,7 @@ async def test_sigterm_flushes_pending_trades_and_exits_0(
 ):
     source = GeneratedSource(rate=300, seed=2)
     sim = await start_sim(source)
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "redis_url": redis_server.url,
-        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
-        "health_port": 0,
-        "exchanges": {"binance_futures": {
-            "symbols": ["BTCUSDT"], "ws_url": sim.url_ws, "rest_url": sim.url_http,
-        }},
-    }))  # fmt: skip
+    config = write_service_config(tmp_path, redis_server.url, sim, ["BTCUSDT"])
     collector = Collector(redis_client)
     await collector.start()
     process = await asyncio.create_subprocess_exec(

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-import yaml
 from aiohttp import web
 
 from marketdata.exchanges import BinanceFutures
@@ -17,21 +16,13 @@ from marketdata.instruments import symbol_problems
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
 from tests.helpers import free_port
-from tests.integration.conftest import SimServer, service_config
+from tests.integration.conftest import SimServer, service_config, write_service_config
 from tests.integration.scenario_runner import wait_until
 
 
 async def test_unknown_symbol_exits_2_naming_it(redis_server, start_sim, tmp_path: Path):
     sim = await start_sim(GeneratedSource(rate=10, seed=1, symbols=["BTCUSDT", "ETHUSDT"]))
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "redis_url": redis_server.url,
-        "spool": {"spill_path": str(tmp_path / "spill.jsonl")},  # never the repo's .run/spill
-        "health_port": 0,
-        "exchanges": {"binance_futures": {
-            "symbols": ["ETHUSDT", "BTCUSD"], "ws_url": sim.url_ws, "rest_url": sim.url_http,
-        }},
-    }))  # fmt: skip
+    config = write_service_config(tmp_path, redis_server.url, sim, ["ETHUSDT", "BTCUSD"])
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "marketdata.cli", "run", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
