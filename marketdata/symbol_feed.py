@@ -214,10 +214,14 @@ class SymbolFeed:
         if not self._synced_flag:
             self._set_synced(True)
         self._publisher.book_changed(state)
-        audit = self._audit
-        if audit is not None:
-            if audit.on_book(diff.last_id, state.sync.book, diff.recv_ts) is Verdict.SUSTAINED:
-                self._top_wrong()
+        if self._audit is not None:
+            self._audit_top(diff.last_id, diff.recv_ts)
+
+    def _audit_top(self, book_id: int, recv_ts: float) -> None:
+        """Hand the book's top at `book_id` to the audit; rebuild the book if it says so."""
+        assert self._audit is not None
+        if self._audit.on_book(book_id, self.state.sync.book, recv_ts) is Verdict.SUSTAINED:
+            self._top_wrong()
 
     def _on_ticker(self, ticker: BookTicker) -> None:
         self._tickers_seen.inc()
@@ -331,7 +335,7 @@ class SymbolFeed:
         log.debug("%s %s: snapshot lastUpdateId=%d, %d buffered diffs replayed (%d skipped "
                   "as out of order), state %s", self.adapter.name, self.state.symbol,
                   snapshot.last_id, len(outcomes), outliers,
-                 self.state.sync.state.value)  # fmt: skip
+                  self.state.sync.state.value)  # fmt: skip
         for outcome in outcomes:
             if outcome in BREAKS:
                 self._broken(outcome, None)
@@ -341,10 +345,8 @@ class SymbolFeed:
             self._set_synced(True)
             self._updates.inc(outcomes.count(Outcome.APPLIED))
             self._publisher.book_changed(self.state)
-            audit = self._audit
-            if audit is not None and sync.last_id is not None:
-                if audit.on_book(sync.last_id, sync.book, snapshot.recv_ts) is Verdict.SUSTAINED:
-                    self._top_wrong()
+            if self._audit is not None and sync.last_id is not None:
+                self._audit_top(sync.last_id, snapshot.recv_ts)
 
 
 def _disconnected(connection: WebSocketFeed) -> str:

@@ -132,11 +132,6 @@ def decimal_value(text: Any, where: str) -> float:
     return _new_decimal(text, where) if value is None else value
 
 
-def to_number(text: Any, where: str) -> float:
-    """decimal_value (the name the parsers used before it was strict)."""
-    return decimal_value(text, where)
-
-
 def _new_decimal(text: Any, where: str) -> float:
     if type(text) is not str:
         raise MalformedMessage("bad_type", f"{where}: {text!r} is not a decimal string")

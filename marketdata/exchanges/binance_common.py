@@ -20,9 +20,9 @@ from marketdata.continuity import ContinuityRule
 from marketdata.events import BookSnapshot, BookTicker, Event, Trade
 from marketdata.exchanges.base import (
     MalformedMessage,
+    decimal_value,
     parse_levels,
     to_int,
-    to_number,
     to_trade_id,
     to_update_id,
 )
@@ -147,8 +147,8 @@ def symbol_of(data: dict[str, Any]) -> str:
 def trade(name: str, symbol: str, data: dict[str, Any], recv_ts: float, backfilled: bool) -> Trade:
     """One aggTrade's fields (`a p q T m`), from the stream or from GET .../aggTrades."""
     price_text, qty_text = data["p"], data["q"]
-    price = to_number(price_text, f"{symbol} trade price")
-    qty = to_number(qty_text, f"{symbol} trade qty")
+    price = decimal_value(price_text, f"{symbol} trade price")
+    qty = decimal_value(qty_text, f"{symbol} trade qty")
     if price <= 0 or qty <= 0:
         raise MalformedMessage("bad_trade", f"{symbol} trade price {price_text} qty {qty_text}")
     buyer_is_maker = data["m"]
@@ -184,7 +184,7 @@ def book_ticker_handler(name: str, has_time: bool) -> Handler:
     def book_ticker(data: dict[str, Any], recv_ts: float) -> BookTicker:
         symbol = symbol_of(data)
         for key in ("b", "B", "a", "A"):
-            to_number(data[key], f"{symbol} bookTicker {key}")
+            decimal_value(data[key], f"{symbol} bookTicker {key}")
         return BookTicker(
             exchange=name,
             symbol=symbol,
