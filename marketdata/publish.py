@@ -256,9 +256,10 @@ class Publisher:
 
     def _failed(self, error: Exception, batch: Batch) -> None:
         self._metrics.redis_errors.inc()
+        cause = str(error) or type(error).__name__  # a timeout has no text of its own
         if self._batch_error is None:
-            log.error("redis publish failed, will retry: %s", error)
-        self._batch_error = str(error) or type(error).__name__
+            log.error("redis publish failed, will retry: %s", cause)
+        self._batch_error = cause
         self._give_back(batch)
 
     def _give_back(self, batch: Batch) -> None:
