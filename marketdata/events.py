@@ -48,11 +48,17 @@ class BookSnapshot:
 
 @dataclass(slots=True)
 class Trade:
-    """One trade as the exchange reports it (Binance futures: one aggTrade)."""
+    """One trade as the exchange reports it (Binance futures: one aggTrade).
+
+    `trade_id` is the venue's id as text: OKX, Coinbase and others send ids that are not
+    all integers, and one type keeps the published and stored contract the same for every
+    venue. `sequence` is set where the venue's ids count each symbol's trades one by one
+    (Binance aggTrade `a`, Kraken `trade_id`): repeats and gaps are found on it.
+    """
 
     exchange: str
     symbol: str
-    trade_id: int
+    trade_id: str
     price: float
     qty: float
     price_text: str
@@ -61,6 +67,7 @@ class Trade:
     exchange_ts: int  # trade time, ms
     recv_ts: float
     backfilled: bool = False  # fetched over REST to fill a gap in the stream's ids
+    sequence: int | None = None  # the id as a counter, where the venue's ids are one
 
 
 @dataclass(slots=True)

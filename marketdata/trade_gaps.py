@@ -80,7 +80,11 @@ class TradeGaps:
         return self._held is not None
 
     def on_trade(self, trade: Trade) -> None:
-        verdict = self._ids.classify(trade.trade_id)
+        sequence = trade.sequence
+        if sequence is None:  # the venue's ids are not a sequence: nothing to check
+            self._publish(trade)
+            return
+        verdict = self._ids.classify(sequence)
         if self._unconfirmed is not None and verdict is not Verdict.RETRACT:
             self._confirm_loss()
         if verdict is Verdict.NEXT:
@@ -111,19 +115,19 @@ class TradeGaps:
 
     def _off_sequence(self, trade: Trade, verdict: Verdict) -> None:
         if verdict is Verdict.RETRACT:
-            self._retract(self._ids.retracted, trade.trade_id)
+            self._retract(self._ids.retracted, _seq(trade))
             self.on_trade(trade)  # again, against the sequence from before the outlier
         elif verdict is Verdict.GAP:
             self._gap(trade)
         else:  # RESTART
             self._out_of_sequence.inc()
             log.warning("%s: trade id went back to %d; following the new sequence",
-                        self._name, trade.trade_id)  # fmt: skip
+                        self._name, _seq(trade))  # fmt: skip
             self._accept(trade)
 
     def _gap(self, trade: Trade) -> None:
         first, last = self._ids.missing
-        gap = _Gap(first, last, trade.trade_id)
+        gap = _Gap(first, last, _seq(trade))
         self._gaps_found.inc()
         if gap.size > self._limits.max_gap:
             log.warning("%s: trade ids %d..%d missing (%d trades), too many to fetch",
@@ -146,7 +150,7 @@ class TradeGaps:
         self._out_of_sequence.inc()
         unconfirmed, self._unconfirmed = self._unconfirmed, None
         held = self._held
-        if held and held[-1].trade_id == outlier:
+        if held and held[-1].sequence == outlier:
             held.pop()  # never published
             what = "dropped"
         else:
@@ -201,10 +205,10 @@ class TradeGaps:
                     return False
                 await asyncio.sleep(self._limits.retry_delay_s * failures)
                 continue
-            gap.found.extend(t for t in page if from_id <= t.trade_id <= gap.last)
-            if len(page) < limit or page[-1].trade_id < from_id:
-                return not gap.found or gap.found[-1].trade_id < gap.last
-            from_id = page[-1].trade_id + 1
+            gap.found.extend(t for t in page if from_id <= _seq(t) <= gap.last)
+            if len(page) < limit or _seq(page[-1]) < from_id:
+                return not gap.found or _seq(gap.found[-1]) < gap.last
+            from_id = _seq(page[-1]) + 1
         return False
 
     async def _opener_exists(self, gap: _Gap) -> bool:
@@ -214,13 +218,13 @@ class TradeGaps:
         if not self._opener_is_last(gap):
             return True
         page = await self._fetch_page(gap.opener, 1)
-        return page is None or (bool(page) and page[0].trade_id == gap.opener)
+        return page is None or (bool(page) and page[0].sequence == gap.opener)
 
     def _opener_is_last(self, gap: _Gap) -> bool:
         held = self._held
         if not held or not self._pending:
             return False
-        return held[-1].trade_id == gap.opener and self._pending[-1] is gap
+        return held[-1].sequence == gap.opener and self._pending[-1] is gap
 
     def _drop_outlier(self, gap: _Gap) -> None:
         """The exchange never had the trade that opened the gap: an outlier. Drop it; the
@@ -229,7 +233,7 @@ class TradeGaps:
         if not held or not self._opener_is_last(gap):
             return  # a trade came meanwhile and settled it
         held.pop()
-        last = gap.found[-1].trade_id if gap.found else gap.first - 1
+        last = _seq(gap.found[-1]) if gap.found else gap.first - 1
         self._ids.rewind(last + 1)
         self._out_of_sequence.inc()
         log.warning("%s: trade id %d was out of sequence (the exchange has none after %d): "
@@ -251,7 +255,7 @@ class TradeGaps:
         self._settled, self._pending = [], []
         by_opener = {gap.opener: gap for gap in gaps}
         for trade in held:
-            gap = by_opener.pop(trade.trade_id, None)
+            gap = by_opener.pop(trade.sequence, None) if trade.sequence is not None else None
             if gap is not None:
                 self._publish_found(gap)
             self._publish(trade)
@@ -278,3 +282,11 @@ class TradeGaps:
         found = len(gap.found)
         log.warning("%s: trade ids %d..%d: %d of %d backfilled, %d lost (%s)",
                     self._name, gap.first, gap.last, found, gap.size, lost, why)  # fmt: skip
+
+
+def _seq(trade: Trade) -> int:
+    """The trade's place in its venue's id sequence (only such trades come here)."""
+    sequence = trade.sequence
+    if sequence is None:
+        raise ValueError(f"{trade.exchange} {trade.symbol} trade {trade.trade_id} has no sequence")
+    return sequence

@@ -154,10 +154,11 @@ def trade(name: str, symbol: str, data: dict[str, Any], recv_ts: float, backfill
     buyer_is_maker = data["m"]
     if not isinstance(buyer_is_maker, bool):
         raise MalformedMessage("bad_type", f"{symbol} trade 'm' is {buyer_is_maker!r}")
+    sequence = to_trade_id(data["a"], "aggTrade id 'a'")
     return Trade(
         exchange=name,
         symbol=symbol,
-        trade_id=to_trade_id(data["a"], "aggTrade id 'a'"),
+        trade_id=str(sequence),
         price=price,
         qty=qty,
         price_text=price_text,
@@ -166,6 +167,7 @@ def trade(name: str, symbol: str, data: dict[str, Any], recv_ts: float, backfill
         exchange_ts=to_int(data["T"], "T"),
         recv_ts=recv_ts,
         backfilled=backfilled,
+        sequence=sequence,
     )
 
 

@@ -98,7 +98,7 @@ class Run:
 
     def assert_trades_complete(self) -> None:
         for symbol, market in self.source.markets.items():
-            ids = [m["trade_id"] for m in self.collector.messages[f"trades:{symbol}"]]
+            ids = [int(m["trade_id"]) for m in self.collector.messages[f"trades:{symbol}"]]
             assert ids, symbol
             assert ids == list(range(ids[0], market.trade_id + 1)), symbol
 

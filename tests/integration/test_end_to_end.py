@@ -75,7 +75,9 @@ async def test_replayed_capture_reaches_redis_exactly(redis_server, redis_client
         assert last_book["asks"] == expected["asks"], symbol
         assert len(last_book["bids"]) == 20
         assert (last_book["exchange"], last_book["symbol"]) == ("binance_futures", symbol)
-        trade_ids = [m["trade_id"] for m in collector.messages[f"trades:{symbol}"]]
+        published = collector.messages[f"trades:{symbol}"]
+        assert all(type(m["trade_id"]) is str for m in published)  # text on every venue
+        trade_ids = [int(m["trade_id"]) for m in published]
         assert trade_ids == expected_trades[symbol], symbol  # each once, in order
         assert 0 < ttl[symbol] <= 300
     spooled_ids = sorted((e[b"symbol"].decode(), int(e[b"trade_id"])) for _, e in spooled)
@@ -118,7 +120,7 @@ async def test_generated_market_books_equal_the_simulators(redis_server, redis_c
         bids, asks = market.top(20)
         assert (books[-1]["bids"], books[-1]["asks"]) == (bids, asks)
         assert len(books) > 10
-        trade_ids = [m["trade_id"] for m in collector.messages[f"trades:{symbol}"]]
+        trade_ids = [int(m["trade_id"]) for m in collector.messages[f"trades:{symbol}"]]
         assert trade_ids, symbol
         assert trade_ids == list(range(trade_ids[0], market.trade_id + 1))  # none lost or doubled
     assert_tops_agree_with_book_ticker(service, symbols)

@@ -35,7 +35,7 @@ async def trades_flowing(run: Run) -> None:
 
 def duplicates(run: Run) -> int:
     ids = [
-        (channel, m["trade_id"])
+        (channel, int(m["trade_id"]))
         for channel, messages in run.collector.messages.items()
         if channel.startswith("trades:")
         for m in messages
@@ -80,7 +80,7 @@ async def test_maxmemory_refusals_resend_nothing_and_spool_catches_up(own_redis,
         await run.stop()
     assert duplicates(run) == 0
     published = Counter(
-        (m["symbol"], m["trade_id"]) for ms in run.collector.messages.values() for m in ms
+        (m["symbol"], int(m["trade_id"])) for ms in run.collector.messages.values() for m in ms
         if "trade_id" in m
     )  # fmt: skip
     spooled = Counter(

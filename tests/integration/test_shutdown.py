@@ -41,7 +41,7 @@ async def test_sigterm_flushes_pending_trades_and_exits_0(
     assert process.returncode == 0, log
     assert elapsed < 5.0
     published = int(re.search(r"all pending messages published \((\d+) trades", log).group(1))
-    ids = [m["trade_id"] for m in collector.messages["trades:BTCUSDT"]]
+    ids = [int(m["trade_id"]) for m in collector.messages["trades:BTCUSDT"]]
     assert len(ids) == published  # every trade the service took in reached Redis
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # once each, in order
     assert "Traceback" not in log

@@ -23,7 +23,7 @@ async def spooled(client: aioredis.Redis) -> Counter[Key]:
 
 def published(collector: Collector) -> Counter[Key]:
     return Counter(
-        (m["symbol"], m["trade_id"])
+        (m["symbol"], int(m["trade_id"]))
         for channel, messages in collector.messages.items()
         if channel.startswith("trades:")
         for m in messages

@@ -53,7 +53,9 @@ async def test_trades_lost_at_reconnects_are_backfilled_in_order(
         tape = run.collector.messages
 
         def caught_up() -> bool:
-            return all(tape[f"trades:{s}"][-1]["trade_id"] == markets[s].trade_id for s in SYMBOLS)
+            return all(
+                tape[f"trades:{s}"][-1]["trade_id"] == str(markets[s].trade_id) for s in SYMBOLS
+            )
 
         assert await collect_until(run.collector, caught_up, timeout_s=10)
     finally:

@@ -77,7 +77,7 @@ async def test_failing_requests_are_logged_once_when_they_start_and_once_when_th
         assert history.rest.outage.cause == "HTTP 500 down"
         page = await history.page(7, 2)
     assert page is not None
-    assert [t.trade_id for t in page] == [7, 8]
+    assert [t.sequence for t in page] == [7, 8]
     assert requests(metrics, "500") == failures
     assert requests(metrics, "200") == 1
     lines = [(r.levelno, r.getMessage()) for r in caplog.records]

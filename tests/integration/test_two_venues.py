@@ -172,7 +172,9 @@ async def test_replayed_futures_and_spot_captures_in_one_service(
             last = collector.messages[channel(exchange, "orderbook", symbol)][-1]
             assert (last["bids"], last["asks"]) == (book["bids"], book["asks"]), symbol
             assert (last["exchange"], last["symbol"]) == (exchange, symbol)
-            got = [m["trade_id"] for m in collector.messages[channel(exchange, "trades", symbol)]]
+            got = [
+                int(m["trade_id"]) for m in collector.messages[channel(exchange, "trades", symbol)]
+            ]
             assert got == trades[exchange].get(symbol, []), (exchange, symbol)
     for symbol in SPOT_SYMBOLS:
         labels = {"exchange": "binance_spot", "symbol": symbol}
@@ -217,7 +219,7 @@ async def test_generated_markets_on_both_venues_equal_their_simulators(
             books = collector.messages[channel(venue, "orderbook", symbol)]
             assert (books[-1]["bids"], books[-1]["asks"]) == market.top(20), (venue, symbol)
             assert books[-1]["exchange"] == venue
-            ids = [m["trade_id"] for m in collector.messages[channel(venue, "trades", symbol)]]
+            ids = [int(m["trade_id"]) for m in collector.messages[channel(venue, "trades", symbol)]]
             assert ids, (venue, symbol)
             assert ids == list(range(ids[0], market.trade_id + 1)), (venue, symbol)
             labels = {"exchange": venue, "symbol": symbol}

@@ -35,7 +35,7 @@ def test_depth_update() -> None:
 def test_agg_trade_side_is_the_takers() -> None:
     (trade,) = BinanceFutures().parse(TRADE, 1.0)
     assert isinstance(trade, Trade)
-    assert (trade.trade_id, trade.price_text, trade.qty_text) == (16599292, "1.01100", "10")
+    assert (trade.trade_id, trade.price_text, trade.qty_text) == ("16599292", "1.01100", "10")
     assert trade.side == "buy"  # m=false: the buyer was the taker
     (trade,) = BinanceFutures().parse(TRADE.replace(b'"m":false', b'"m":true'), 1.0)
     assert trade.side == "sell"

@@ -72,7 +72,7 @@ def test_trade_frame() -> None:
         Trade(
             exchange="kraken",
             symbol="MATIC/USD",
-            trade_id=4665906,
+            trade_id="4665906",
             price=0.5117,
             qty=40.0,
             price_text="0.5117",
@@ -80,6 +80,7 @@ def test_trade_frame() -> None:
             side="sell",
             exchange_ts=1695628177708,
             recv_ts=2.0,
+            sequence=4665906,
         )
     ]
     (snapshot,) = parse(frame.replace(b'"update"', b'"snapshot"'), 2.0)
@@ -272,7 +273,7 @@ def test_an_implausible_trade_id_is_bad_ids(trade_id: int) -> None:
 def test_trade_ids_from_zero_to_just_below_2_to_the_53_are_taken(trade_id: int) -> None:
     (batch,) = parse(TRADE % (b"0.5117", b"40.0", trade_id), 0.0)
     assert isinstance(batch, Trades)
-    assert batch.trades[0].trade_id == trade_id
+    assert (batch.trades[0].trade_id, batch.trades[0].sequence) == (str(trade_id), trade_id)
 
 
 @pytest.mark.parametrize(("price", "qty"), [(b"5e-1", b"40"), (b"0.5117", b"4E1"), (b"-1", b"1")])

@@ -16,7 +16,9 @@ EXCHANGE, SYMBOL = "binance_futures", "BTCUSDT"
 
 
 def trade(trade_id: int, backfilled: bool = False) -> Trade:
-    return Trade(EXCHANGE, SYMBOL, trade_id, 1.0, 1.0, "1.0", "1", "buy", 1, 0.0, backfilled)
+    return Trade(
+        EXCHANGE, SYMBOL, str(trade_id), 1.0, 1.0, "1.0", "1", "buy", 1, 0.0, backfilled, trade_id
+    )
 
 
 class History:
@@ -64,7 +66,7 @@ class Run:
             await asyncio.sleep(0.01)
 
     def ids(self) -> list[int]:
-        return [t.trade_id for t in self.published]
+        return [int(t.trade_id) for t in self.published]
 
     def count(self, name: str) -> float:
         labels = {"exchange": EXCHANGE, "symbol": SYMBOL}
@@ -78,7 +80,7 @@ async def test_a_gap_is_filled_before_the_live_trades_that_follow_it() -> None:
     await run.settled()
     run.feed(13)
     assert run.ids() == list(range(1, 14))
-    assert [t.trade_id for t in run.published if t.backfilled] == list(range(4, 10))
+    assert [t.sequence for t in run.published if t.backfilled] == list(range(4, 10))
     assert run.history.requests == [(4, 6)]  # just the missing ids
     assert (run.count("trade_gaps_total"), run.count("trades_backfilled_total")) == (1, 6)
     assert run.count("trades_lost_total") == 0

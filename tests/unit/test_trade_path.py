@@ -15,6 +15,7 @@ from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
+from marketdata.sync import BookSync
 
 
 class Published:
@@ -44,7 +45,7 @@ async def feed() -> AsyncIterator[tuple[SymbolFeed, Published]]:
     adapter = BinanceFutures("ws://127.0.0.1:9", "http://127.0.0.1:9")
     published = Published()
     async with aiohttp.ClientSession() as session:
-        state = SymbolState(adapter.name, "BTCUSDT", adapter.continuity)
+        state = SymbolState(adapter.name, "BTCUSDT", BookSync(adapter.continuity))
         yield SymbolFeed(
             adapter, state, published, session, ReconnectConfig(), Metrics(), RestGate(), 5.0,  # type: ignore[arg-type]
         ), published  # fmt: skip
@@ -54,7 +55,7 @@ async def test_outlier_id_does_not_swallow_later_trades(feed) -> None:
     symbol_feed, published = feed
     for trade_id in (100, 101, 2**52, 102, 103, 103, 101, 104):
         symbol_feed.on_frame(frame(trade_id), 1.0)
-    ids = [t.trade_id for t in published.trades]
+    ids = [t.sequence for t in published.trades]
     # The outlier itself may go out (nothing tells it apart when it comes); what follows
     # it must: the real sequence goes on, and its repeats are still dropped.
     assert [i for i in ids if i != 2**52] == [100, 101, 102, 103, 104]
@@ -64,4 +65,4 @@ async def test_id_beyond_int64_is_refused_and_the_stream_goes_on(feed) -> None:
     symbol_feed, published = feed
     for trade_id in (100, 101, 2**63, 102, 103, 102):
         symbol_feed.on_frame(frame(trade_id), 1.0)
-    assert [t.trade_id for t in published.trades] == [100, 101, 102, 103]
+    assert [t.sequence for t in published.trades] == [100, 101, 102, 103]

@@ -31,18 +31,22 @@ class TradeGate:
             ids = self._ids.get(trade.symbol)
             if ids is None:
                 ids = self._ids[trade.symbol] = TradeIds()
-            verdict = ids.classify(trade.trade_id)
+            sequence = trade.sequence
+            if sequence is None:  # the parser always sets it; nothing to check without
+                out.append(trade)
+                continue
+            verdict = ids.classify(sequence)
             if verdict is Verdict.RETRACT:
                 _drop_outlier(out, trade.symbol, ids.retracted)
-                verdict = ids.classify(trade.trade_id)  # against the sequence before it
+                verdict = ids.classify(sequence)  # against the sequence before it
             if verdict is not Verdict.REPEAT:
                 out.append(trade)
         return out
 
 
-def _drop_outlier(out: list[Trade], symbol: str, trade_id: int) -> None:
+def _drop_outlier(out: list[Trade], symbol: str, sequence: int) -> None:
     for i in range(len(out) - 1, -1, -1):
         if out[i].symbol == symbol:
-            if out[i].trade_id == trade_id:
+            if out[i].sequence == sequence:
                 del out[i]
             return

@@ -257,7 +257,7 @@ def _trade(message: dict[str, Any], recv_ts: float) -> list[Trades]:
             Trade(
                 exchange=NAME,
                 symbol=symbol,
-                trade_id=trade_id,
+                trade_id=str(trade_id),
                 price=price,
                 qty=qty,
                 price_text=price_text,
@@ -265,6 +265,7 @@ def _trade(message: dict[str, Any], recv_ts: float) -> list[Trades]:
                 side=side,
                 exchange_ts=to_ms(entry["timestamp"], symbol),
                 recv_ts=recv_ts,
+                sequence=trade_id,
             )
         )
     return [Trades(snapshot, trades)]
