@@ -24,6 +24,7 @@ from aiohttp import WSMsgType
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
+from marketdata.connect_pacer import ConnectPacer
 from marketdata.logs import describe
 from marketdata.outage import Outage
 
@@ -71,6 +72,7 @@ class WebSocketFeed:
         policy: ConnectionPolicy = ConnectionPolicy(),
         on_error: ErrorHandler | None = None,
         on_connect_failure: ConnectFailureHandler | None = None,
+        pacer: ConnectPacer | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -80,11 +82,26 @@ class WebSocketFeed:
         self._on_error = on_error or (lambda reason: None)
         self._on_connect_failure = on_connect_failure or (lambda reason: None)
         self._backoff = backoff
+        self._pacer = pacer  # the venue's connection-rate limit, shared by its connections
         self.policy = policy
         self.connected = False
         self.handovers = 0
         self.outage = Outage(name, log)  # why the connection is down, while it is
         self._last_frame_at = 0.0
+        self._ws: WebSocket | None = None  # the open connection, for send()
+
+    async def send(self, text: str) -> bool:
+        """Send one text frame on the open connection; False when there is none (the next
+        connection's on_state(True) is where a venue sends what a new connection needs)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        try:
+            await ws.send_str(text)
+        except (aiohttp.ClientError, ConnectionError) as e:
+            log.debug("%s: send failed: %s", self.name, describe(e))
+            return False
+        return True
 
     async def run(self) -> None:
         """Keep a connection open until cancelled. An outage (failed connects, or a lost
@@ -108,6 +125,7 @@ class WebSocketFeed:
                     await ws.close()
                 raise
             if ws is None:
+                self._ws = None
                 if self.connected:
                     self.connected = False
                     self._on_state(False)
@@ -127,10 +145,13 @@ class WebSocketFeed:
         else:
             log.info("%s: connected to %s", self.name, self.url)
         self.connected = True
+        self._ws = ws
         self._on_state(True)
         return ws
 
     async def _open(self) -> WebSocket:
+        if self._pacer is not None:
+            await self._pacer.wait()
         return await self._session.ws_connect(
             self.url,
             autoping=True,
@@ -208,6 +229,7 @@ class WebSocketFeed:
             await old.close()
             raise ConnectionEnded(f"handover connection failed: {describe(e)}") from None
         held: list[tuple[bytes, float]] = []
+        self._ws = new
         collector = asyncio.create_task(self._hold(new, held))
         loop = asyncio.get_running_loop()
         end = loop.time() + self.policy.handover_grace_s

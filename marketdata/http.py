@@ -70,7 +70,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/books/{symbol}", book)
-    app.router.add_get("/books/{exchange}/{symbol}", book)
+    app.router.add_get("/books/{exchange}/{symbol:.+}", book)  # Kraken's BTC/USD
     return app
 
 
@@ -107,10 +107,8 @@ async def ready(request: web.Request) -> web.Response:
     stale_after = service.config.stale_after_s
     now = time.monotonic()
     for feed in service.feeds:
-        reasons = feed.readiness_problems(now, stale_after)
-        if reasons:
-            problems[feed.key] = reasons
-    body = {"ready": not problems, "problems": problems, "symbols": len(service.feeds)}
+        problems.update(feed.readiness(now, stale_after))
+    body = {"ready": not problems, "problems": problems, "symbols": service.symbol_count}
     return _json(body, 200 if not problems else 503)
 
 
@@ -125,10 +123,10 @@ async def book(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     exchange = request.match_info.get("exchange", DEFAULT_EXCHANGE)
     symbol = request.match_info["symbol"].upper()
-    feed = service.feed_for(exchange, symbol)
-    if feed is None:
+    state = service.state_for(exchange, symbol)
+    if state is None:
         return _json({"error": f"unknown symbol {exchange}:{symbol}"}, 404)
-    body = feed.state.render_orderbook(service.config.book_depth)
+    body = state.render_orderbook(service.config.book_depth)
     if body is None:
         return _json({"error": f"{exchange}:{symbol} is not synced"}, 503)
     return web.Response(body=body, content_type="application/json")

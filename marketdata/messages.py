@@ -22,7 +22,7 @@ def orderbook_message(
     symbol: str,
     bids: list[PriceLevel],
     asks: list[PriceLevel],
-    last_update_id: int,
+    last_update_id: int | None,
     exchange_ts: int,
     recv_ts: float,
 ) -> bytes:

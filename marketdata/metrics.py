@@ -144,6 +144,14 @@ class Metrics:
             "top_of_book_mismatches", "Comparisons where the book's top differed from bookTicker",
             SYMBOL, registry=r,
         )  # fmt: skip
+        self.checksum_mismatches = Counter(
+            "checksum_mismatches", "Book messages whose checksum the book did not reproduce",
+            SYMBOL, registry=r,
+        )  # fmt: skip
+        self.subscription_failures = Counter(
+            "subscription_failures", "Subscribe requests rejected or unanswered, by reason",
+            (*SYMBOL, "channel", "reason"), registry=r,
+        )  # fmt: skip
 
 
 class PersistMetrics:

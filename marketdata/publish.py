@@ -32,7 +32,7 @@ from marketdata.redis_batch import Command, CommandSender, ReplyError
 from marketdata.refusals import Refusals
 from marketdata.spool import TRADES_STREAM, SpoolCapacity, trade_entry
 from marketdata.spool_appends import SpoolAppends, SpoolPart, xadd
-from marketdata.state import SymbolState
+from marketdata.state import AnyState
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not re
 DEFAULT_MAX_PENDING_TRADES = 100_000
 NOTHING: frozenset[int] = frozenset()
 
-PendingTrade = tuple[SymbolState, Trade]
+PendingTrade = tuple[AnyState, Trade]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Batch:
     accept is put back in front."""
 
     commands: list[Command]
-    due: list[tuple[SymbolState, float | None]] = field(default_factory=list)
+    due: list[tuple[AnyState, float | None]] = field(default_factory=list)
     trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
     spool: SpoolPart | None = None
@@ -73,7 +73,7 @@ class Publisher:
         self._spool = None if spool is None else SpoolAppends(spool, metrics, max_pending_trades)
         self._snapshot_interval = snapshot_interval_s
         self._next_snapshot = 0.0
-        self._states: list[SymbolState] = []
+        self._states: list[AnyState] = []
         self._metrics = metrics
         self._count_trades = metrics.redis_publishes.labels("trade")
         self._count_books = metrics.redis_publishes.labels("orderbook")
@@ -85,8 +85,8 @@ class Publisher:
         self._depth = book_depth
         self._interval = interval_s
         self._ttl = market_data_ttl_s
-        self._dirty: dict[SymbolState, None] = {}  # insertion-ordered set
-        self._last_publish: dict[SymbolState, float] = {}
+        self._dirty: dict[AnyState, None] = {}  # insertion-ordered set
+        self._last_publish: dict[AnyState, float] = {}
         self._trades: deque[PendingTrade] = deque()  # not yet PUBLISHed
         self._max_pending_trades = max_pending_trades
         self._trades_held_until = 0.0  # refused PUBLISHes wait until then
@@ -97,18 +97,18 @@ class Publisher:
         self._stopping = False
         self.trades_published = 0
 
-    def register(self, state: SymbolState) -> None:
+    def register(self, state: AnyState) -> None:
         """A symbol whose book is sampled into spool:books."""
         self._states.append(state)
 
-    def book_changed(self, state: SymbolState) -> None:
+    def book_changed(self, state: AnyState) -> None:
         if state not in self._dirty:
             self._dirty[state] = None
             # Wake the loop even when the symbol is not due yet: it must arm the timer for
             # the trailing-edge publish, or a quiet market would never see its last change.
             self._wake.set()
 
-    def trade(self, state: SymbolState, trade: Trade) -> None:
+    def trade(self, state: AnyState, trade: Trade) -> None:
         trades = self._trades
         if len(trades) >= self._max_pending_trades:
             trades.popleft()
@@ -241,7 +241,7 @@ class Publisher:
             if entry is not None:
                 self._spool.add_book(entry)
 
-    def _take_due(self, now: float, everything: bool) -> list[tuple[SymbolState, float | None]]:
+    def _take_due(self, now: float, everything: bool) -> list[tuple[AnyState, float | None]]:
         """Remove the symbols due to publish from the dirty set, each with the receive time
         of the newest diff the book about to be rendered holds (None: unchanged since its
         last publish). Read now: diffs applied while the PUBLISH is in flight are not in it."""
@@ -272,7 +272,7 @@ class Publisher:
         if batch.spool is not None and self._spool is not None:
             self._spool.give_back(batch.spool)
 
-    def _requeue(self, state: SymbolState, newest: float | None) -> None:
+    def _requeue(self, state: AnyState, newest: float | None) -> None:
         self._dirty[state] = None
         if newest is not None:
             state.book_unpublished = True
@@ -319,7 +319,7 @@ class Publisher:
         self._count_books.inc(books)
         self._count_market_data.inc(market_data)
 
-    def _observe_book(self, state: SymbolState, newest: float, wall: float, mono: float) -> None:
+    def _observe_book(self, state: AnyState, newest: float, wall: float, mono: float) -> None:
         """Latency from the moment the book could go: its newest diff received, or the end
         of its conflation interval if that came later (the hold is policy, not delay; it
         shows in book_age_at_publish_seconds, the newest diff's age when published)."""

@@ -1,5 +1,5 @@
-"""Wiring: one publisher, one SymbolFeed per configured symbol, the HTTP endpoint; supervised
-until stopped, then shut down in order: stop reading, flush, close sockets."""
+"""Wiring: one publisher, each configured venue's feeds, the HTTP endpoint; supervised until
+stopped, then shut down in order: stop reading, flush, close sockets."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import aiohttp
 from aiohttp import web
 
 from marketdata import __version__, spill
-from marketdata.config import Config, ConfigError, mask_url
-from marketdata.exchanges import ADAPTERS, ExchangeAdapter
+from marketdata.config import Config, ConfigError
+from marketdata.exchange_config import mask_url
 from marketdata.http import create_app
-from marketdata.instruments import symbol_problems
 from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
-from marketdata.rest_gate import RestGate
 from marketdata.spool import SpoolCapacity
 from marketdata.spool_checks import check_spool
-from marketdata.state import SymbolState
-from marketdata.symbol_feed import SymbolFeed
+from marketdata.state import AnyState
+from marketdata.venue import Feed, FeedContext
+from marketdata.venues.registry import VENUES
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ class Service:
             else None,
             snapshot_interval_s=config.spool.snapshot_interval_ms / 1000,
         )
-        self.feeds: list[SymbolFeed] = []
-        self._by_key: dict[tuple[str, str], SymbolFeed] = {}
+        self.feeds: list[Feed] = []
+        self._by_key: dict[tuple[str, str], tuple[Feed, AnyState]] = {}
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -65,8 +64,17 @@ class Service:
     def stop(self) -> None:
         self._stop.set()
 
-    def feed_for(self, exchange: str, symbol: str) -> SymbolFeed | None:
-        return self._by_key.get((exchange, symbol))
+    def feed_for(self, exchange: str, symbol: str) -> Feed | None:
+        found = self._by_key.get((exchange, symbol))
+        return None if found is None else found[0]
+
+    def state_for(self, exchange: str, symbol: str) -> AnyState | None:
+        found = self._by_key.get((exchange, symbol))
+        return None if found is None else found[1]
+
+    @property
+    def symbol_count(self) -> int:
+        return len(self._by_key)
 
     def update_gauges(self) -> None:
         for feed in self.feeds:
@@ -80,9 +88,8 @@ class Service:
         # Every WebSocket holds a pooled connection: the default limit of 100 would leave
         # snapshot requests waiting (and timing out) once there are 50+ symbols.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        adapters = self._build_adapters()
         try:
-            await self._check_symbols(self._session, adapters)
+            await self._check_symbols(self._session)
         except BaseException:  # a config error, or a stop (cancel) while checking
             await self._session.close()
             await self.publisher.close()
@@ -90,7 +97,7 @@ class Service:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self._restore_spill()
-            self.feeds = self._build_feeds(self._session, adapters)
+            self.feeds = self._build_feeds(self._session)
             await self._start_http()
             self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
             tasks.append(self._publisher_task)
@@ -105,40 +112,26 @@ class Service:
         finally:
             await self._shutdown(tasks)
 
-    def _build_adapters(self) -> dict[str, ExchangeAdapter]:
-        return {
-            name: ADAPTERS[name](exchange.ws_url, exchange.rest_url, exchange.snapshot_limit)
-            for name, exchange in self.config.exchanges.items()
-        }
-
-    async def _check_symbols(
-        self, session: aiohttp.ClientSession, adapters: dict[str, ExchangeAdapter]
-    ) -> None:
-        """Raise ConfigError naming every configured symbol its venue does not trade."""
+    async def _check_symbols(self, session: aiohttp.ClientSession) -> None:
+        """Raise ConfigError naming every configured symbol its venue does not list."""
         problems: list[str] = []
-        for name, adapter in adapters.items():
-            problems += await symbol_problems(session, adapter, self.config.exchanges[name].symbols)
+        for name, exchange in self.config.exchanges.items():
+            problems += await VENUES[name].symbol_problems(session, exchange)
         if problems:
             raise ConfigError(problems)
 
-    def _build_feeds(
-        self, session: aiohttp.ClientSession, adapters: dict[str, ExchangeAdapter]
-    ) -> list[SymbolFeed]:
-        feeds = []
-        for name, exchange in self.config.exchanges.items():
-            adapter = adapters[name]
-            # One per exchange: its weight limit is per IP, across symbols.
-            gate = RestGate(adapter.weight_limit_per_min)
-            for symbol in exchange.symbols:
-                state = SymbolState(name, symbol, adapter.continuity, exchange.max_levels_per_side)
-                feed = SymbolFeed(
-                    adapter, state, self.publisher, session, self.config.reconnect,
-                    self.metrics, gate, self.config.stale_after_s, exchange.top_audit_mismatches,
-                    exchange.max_snapshot_bytes,
-                )  # fmt: skip
+    def _build_feeds(self, session: aiohttp.ClientSession) -> list[Feed]:
+        config = self.config
+        context = FeedContext(
+            self.publisher, session, config.reconnect, self.metrics, config.stale_after_s
+        )
+        feeds: list[Feed] = []
+        for name, exchange in config.exchanges.items():
+            for feed in VENUES[name].build(exchange, context):
                 feeds.append(feed)
-                self._by_key[(name, symbol)] = feed
-                self.publisher.register(state)
+                for state in feed.states:
+                    self._by_key[(state.exchange, state.symbol)] = (feed, state)
+                    self.publisher.register(state)
         return feeds
 
     async def _start_http(self) -> None:

@@ -5,7 +5,8 @@ spool:trades  one entry per trade: exchange, symbol, trade_id, price, qty, side,
               exchange_ts (ms), recv_ts (ms, with microseconds); backfilled "1" on a
               trade fetched over REST to fill a gap in the stream
 spool:books   one top-N snapshot per symbol every snapshot_interval_ms: exchange, symbol,
-              last_update_id, time (ms, when sampled), exchange_ts, recv_ts, bids, asks
+              last_update_id ("" on a venue without update ids), time (ms, when
+              sampled), exchange_ts, recv_ts, bids, asks
               (JSON [[price, qty], ...])
 
 Capacity: the two streams together hold at most `max_entries`. Book snapshots are refused
@@ -34,7 +35,7 @@ def trade_entry(trade: Trade) -> dict[str, str]:
     entry = {
         "exchange": trade.exchange,
         "symbol": trade.symbol,
-        "trade_id": str(trade.trade_id),
+        "trade_id": trade.trade_id,
         "price": trade.price_text,
         "qty": trade.qty_text,
         "side": trade.side,
@@ -49,7 +50,7 @@ def trade_entry(trade: Trade) -> dict[str, str]:
 def book_entry(
     exchange: str,
     symbol: str,
-    last_update_id: int,
+    last_update_id: int | None,
     time_ms: int,
     exchange_ts: int,
     recv_ts: float,
@@ -59,7 +60,7 @@ def book_entry(
     return {
         "exchange": exchange,
         "symbol": symbol,
-        "last_update_id": str(last_update_id),
+        "last_update_id": "" if last_update_id is None else str(last_update_id),
         "time": str(time_ms),
         "exchange_ts": str(exchange_ts),
         "recv_ts": f"{recv_ts * 1000:.3f}",

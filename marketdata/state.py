@@ -1,32 +1,52 @@
-"""Everything the service knows about one symbol of one exchange."""
+"""Everything the service knows about one symbol of one exchange.
+
+The book itself is kept by the venue's own rules (a BookSync bridging REST snapshots by
+ids, a KrakenBook checked by checksums, ...): this holds it as a BookView, what publishing
+needs of any of them.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any, Generic, Protocol, TypeVar
 
-from marketdata.book import DEFAULT_MAX_LEVELS, PriceLevel
+from marketdata.book import OrderBook, PriceLevel
 from marketdata.channels import Channels, channels_for
-from marketdata.continuity import ContinuityRule
 from marketdata.events import Trade
 from marketdata.market_stats import RollingTradeStats
 from marketdata.messages import market_data_message, orderbook_message
 from marketdata.spool import book_entry
-from marketdata.sync import BookSync
 from marketdata.trade_ids import TradeIds
 
 
-class SymbolState:
-    def __init__(
-        self,
-        exchange: str,
-        symbol: str,
-        rule: ContinuityRule,
-        max_levels_per_side: int = DEFAULT_MAX_LEVELS,
-    ) -> None:
+class BookView(Protocol):
+    """A venue's book keeper, as publishing sees it."""
+
+    @property
+    def synced(self) -> bool:
+        """The book is exact (as of last_id, where the venue has update ids)."""
+
+    @property
+    def last_id(self) -> int | None:
+        """The venue's update id the book is exact at; None where the venue has none."""
+
+    @property
+    def last_exchange_ts(self) -> int:
+        """The venue's time (ms) of the last update applied; 0 while unknown."""
+
+    @property
+    def book(self) -> OrderBook: ...
+
+
+View = TypeVar("View", bound=BookView)
+
+
+class SymbolState(Generic[View]):
+    def __init__(self, exchange: str, symbol: str, sync: View) -> None:
         self.exchange = exchange
         self.symbol = symbol
         self.channels: Channels = channels_for(exchange, symbol)
-        self.sync = BookSync(rule, max_levels=max_levels_per_side)
+        self.sync = sync
         self.stats = RollingTradeStats()
         self.trade_ids = TradeIds()  # repeats and gaps in the trade ids
         self.last_recv_ts = 0.0  # receive time of the last diff applied
@@ -58,10 +78,12 @@ class SymbolState:
             self.last_recv_ts, bids, asks,
         )  # fmt: skip
 
-    def _synced_top(self, depth: int) -> tuple[list[PriceLevel], list[PriceLevel], int] | None:
+    def _synced_top(
+        self, depth: int
+    ) -> tuple[list[PriceLevel], list[PriceLevel], int | None] | None:
         """(bids, asks, the id they are exact at), or None while the book is not synced."""
         sync = self.sync
-        if not sync.synced or sync.last_id is None:
+        if not sync.synced:
             return None
         bids, asks = sync.book.top(depth)
         return bids, asks, sync.last_id
@@ -79,3 +101,6 @@ class SymbolState:
             self.stats.window(),
             int(time.time() * 1000),
         )
+
+
+AnyState = SymbolState[Any]  # what publishing handles: any venue's symbol

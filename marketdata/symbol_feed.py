@@ -14,6 +14,7 @@ import aiohttp
 from marketdata.backoff import Backoff
 from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config import ReconnectConfig
+from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
@@ -21,8 +22,9 @@ from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.rest_fetch import Failure, RestFetch
 from marketdata.rest_gate import RestGate
+from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
-from marketdata.sync import BREAKS, Outcome
+from marketdata.sync import BREAKS, BookSync, Outcome
 from marketdata.top_audit import TopAudit, Verdict
 from marketdata.trade_gaps import GapLimits, TradeGaps
 from marketdata.trade_history import TradeHistory
@@ -34,7 +36,7 @@ class SymbolFeed:
     def __init__(
         self,
         adapter: ExchangeAdapter,
-        state: SymbolState,
+        state: SymbolState[BookSync],
         publisher: Publisher,
         session: aiohttp.ClientSession,
         reconnect: ReconnectConfig,
@@ -43,6 +45,7 @@ class SymbolFeed:
         stale_after_s: float,
         top_audit_mismatches: int = 0,
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
+        pacer: ConnectPacer | None = None,
     ) -> None:
         self.adapter = adapter
         self.state = state
@@ -55,8 +58,7 @@ class SymbolFeed:
         self._metrics = metrics
         self._snapshot_task: asyncio.Task[None] | None = None
         self._synced_flag = False
-        self._last_skip_log = 0.0
-        self._skips_unlogged = 0
+        self._skip_log = SkipLog()
         labels = (adapter.name, state.symbol)
         self._updates = metrics.orderbook_updates.labels(*labels)
         self._gaps = metrics.sequence_gaps.labels(*labels)
@@ -105,6 +107,7 @@ class SymbolFeed:
                 policy,
                 self._count_error,
                 self._connect_failure_counter(kind),
+                pacer,
             )  # fmt: skip
             for kind, url, policy in (
                 ("book", book_url, book_policy),
@@ -112,8 +115,16 @@ class SymbolFeed:
             )
         ]
 
+    @property
+    def states(self) -> list[SymbolState[BookSync]]:
+        return [self.state]
+
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         return [c.run() for c in self.connections]
+
+    def readiness(self, now: float, stale_after_s: float) -> dict[str, list[str]]:
+        problems = self.readiness_problems(now, stale_after_s)
+        return {self.key: problems} if problems else {}
 
     async def close(self) -> None:
         if self._snapshot_task is not None:
@@ -167,7 +178,7 @@ class SymbolFeed:
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
         self._count_error(error.reason)
-        more = self._may_log_skip()
+        more = self._skip_log.allow()
         if more is not None:
             log.warning(
                 "%s: skipped malformed message (%s)%s: %.200r", self.key, error, more, frame
@@ -176,19 +187,9 @@ class SymbolFeed:
     def _unexpected(self, symbol: str) -> None:
         """Count every message for another symbol; logged like the malformed ones."""
         self._count_error("unknown_symbol")
-        more = self._may_log_skip()
+        more = self._skip_log.allow()
         if more is not None:
             log.warning("%s: skipped message for unexpected symbol %r%s", self.key, symbol, more)
-
-    def _may_log_skip(self) -> str | None:
-        """At most one skipped message a second per symbol is logged: None if this one is
-        only counted, else what the line adds about those that were not logged."""
-        now = time.monotonic()
-        if now - self._last_skip_log < 1.0:
-            self._skips_unlogged += 1
-            return None
-        unlogged, self._last_skip_log, self._skips_unlogged = self._skips_unlogged, now, 0
-        return f" (+{unlogged} more not logged)" if unlogged else ""
 
     def _on_diff(self, diff: DepthDiff) -> None:
         self._diffs_seen.inc()

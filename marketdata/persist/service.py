@@ -17,7 +17,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from marketdata import __version__
 from marketdata.cancelling import raise_if_cancelling
-from marketdata.config import Config, mask_url
+from marketdata.config import Config
+from marketdata.exchange_config import mask_url
 from marketdata.metrics import PersistMetrics
 from marketdata.outage import Outage
 from marketdata.persist.housekeeping import group_positions, lag_s, trim

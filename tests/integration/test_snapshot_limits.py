@@ -18,6 +18,7 @@ from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
+from marketdata.sync import BookSync
 
 LIMIT = 100_000
 SNAPSHOT = orjson.dumps(
@@ -93,8 +94,9 @@ async def feed_attempt(url: str, limit: int) -> tuple[SymbolFeed, Metrics]:
     async with aiohttp.ClientSession() as session:
         adapter = BinanceFutures(rest_url=url)
         feed = SymbolFeed(
-            adapter, SymbolState("binance_futures", "BTCUSDT", adapter.continuity), publisher,
-            session, ReconnectConfig(), metrics, RestGate(), 30.0, max_snapshot_bytes=limit,
+            adapter, SymbolState("binance_futures", "BTCUSDT", BookSync(adapter.continuity)),
+            publisher, session, ReconnectConfig(), metrics, RestGate(), 30.0,
+            max_snapshot_bytes=limit,
         )  # fmt: skip
         await asyncio.wait_for(feed._snapshot_attempt(), timeout=10)
     return feed, metrics

@@ -11,10 +11,11 @@ from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
 from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
+from marketdata.sync import BookSync
 
 
 def synced_state(symbol: str) -> SymbolState:
-    state = SymbolState("binance_futures", symbol, FuturesChain())
+    state = SymbolState("binance_futures", symbol, BookSync(FuturesChain()))
     levels = ([(1.0, 1.0, "1.0", "1")], [(2.0, 1.0, "2.0", "1")])
     state.sync.on_snapshot(BookSnapshot("binance_futures", symbol, 10, *levels, 0, 0.0))
     return state
@@ -66,4 +67,4 @@ async def test_overfilled_spool_refuses_books_first_and_never_trims_pending(
 
 
 def _trade(trade_id: int) -> Trade:
-    return Trade("binance_futures", "SYM0USDT", trade_id, 1.5, 1.0, "1.5", "1", "buy", 1, 0.0)
+    return Trade("binance_futures", "SYM0USDT", str(trade_id), 1.5, 1.0, "1.5", "1", "buy", 1, 0.0)

@@ -17,12 +17,13 @@ from marketdata.publish import Publisher
 from marketdata.redis_batch import Command, PipelineSender, ReplyError
 from marketdata.spool import TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
+from marketdata.sync import BookSync
 
 TRADE_FIELDS = ("binance_futures", "BTCUSDT", 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
 
 
 def synced_state(symbol: str = "BTCUSDT") -> SymbolState:
-    state = SymbolState("binance_futures", symbol, FuturesChain())
+    state = SymbolState("binance_futures", symbol, BookSync(FuturesChain()))
     bids = [(1.0, 1.0, "1.0", "1")]
     asks = [(2.0, 1.0, "2.0", "1")]
     state.sync.on_snapshot(BookSnapshot("binance_futures", symbol, 10, bids, asks, 0, 0.0))
@@ -160,7 +161,7 @@ async def test_a_full_spool_is_logged_when_it_starts_and_stops_refusing(caplog) 
         nonlocal trade_id
         for _ in range(n):
             trade_id += 1
-            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], str(trade_id), *TRADE_FIELDS[2:]))
         assert await publisher.flush()
 
     for _ in range(5):  # 8 fit; then every batch is refused
@@ -199,7 +200,7 @@ async def test_a_refused_xadd_is_retried_alone_within_the_pending_limit() -> Non
 
     def trades(ids: range) -> None:
         for trade_id in ids:
-            publisher.trade(state, Trade(*TRADE_FIELDS[:2], trade_id, *TRADE_FIELDS[2:]))
+            publisher.trade(state, Trade(*TRADE_FIELDS[:2], str(trade_id), *TRADE_FIELDS[2:]))
 
     trades(range(1, 6))
     assert not await publisher.flush()  # 5 PUBLISH accepted, 5 XADD refused

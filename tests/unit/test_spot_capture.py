@@ -55,7 +55,7 @@ class Run:
         if isinstance(event, BookTicker):
             self.tickers[event.symbol].append(event)
         elif isinstance(event, Trade):
-            self.trades[event.symbol].append(event.trade_id)
+            self.trades[event.symbol].append(int(event.trade_id))
         elif isinstance(event, DepthDiff):
             self.seen[event.symbol] += 1
             if self.skip_diff != (event.symbol, self.seen[event.symbol]):
@@ -139,7 +139,7 @@ def test_the_feeds_with_the_top_audit_on_pass_every_check() -> None:
     feeds = {
         s: SymbolFeed(
             adapter,
-            SymbolState(EXCHANGE, s, adapter.continuity, MAX_LEVELS),
+            SymbolState(EXCHANGE, s, BookSync(adapter.continuity, max_levels=MAX_LEVELS)),
             publisher,
             session,
             ReconnectConfig(),

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from marketdata.config import BinanceSpotConfig, ConfigError, parse_config
+from marketdata.config import ConfigError, parse_config
 from marketdata.exchanges import ADAPTERS, BinanceFutures, BinanceSpot
+from marketdata.exchanges.binance_config import BinanceSpotConfig
 from marketdata.exchanges.binance_spot import snapshot_weight
 from marketdata.rest_gate import RestGate
 
@@ -82,7 +83,7 @@ def test_the_service_gives_each_venue_a_gate_with_that_venues_limit() -> None:
         )
     )
     session: Any = None  # nothing is fetched: only the feeds are built
-    feeds = service._build_feeds(session, service._build_adapters())
+    feeds: list[Any] = service._build_feeds(session)
     budgets = {(f.adapter.name, f.state.symbol): f._gate.budget for f in feeds}
     assert budgets == {
         ("binance_futures", "BTCUSDT"): 1920,

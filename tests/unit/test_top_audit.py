@@ -19,7 +19,7 @@ from marketdata.rest_gate import RestGate
 from marketdata.sim.capture import CapturedFrame, load_capture
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
-from marketdata.sync import Outcome
+from marketdata.sync import BookSync, Outcome
 from marketdata.top_audit import TopAudit, Verdict
 from tests.helpers import FUTURES_CAPTURE
 
@@ -47,7 +47,7 @@ def make_feeds(metrics: Metrics, audit: bool = True) -> dict[str, SymbolFeed]:
     return {
         s: SymbolFeed(
             adapter,
-            SymbolState(EXCHANGE, s, adapter.continuity),
+            SymbolState(EXCHANGE, s, BookSync(adapter.continuity)),
             publisher,
             session,
             ReconnectConfig(),

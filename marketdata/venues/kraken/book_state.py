@@ -51,6 +51,7 @@ class KrakenBook:
         "depth",
         "expected",
         "got",
+        "last_exchange_ts",
         "precision",
         "symbol",
         "synced",
@@ -66,6 +67,7 @@ class KrakenBook:
         self.synced = False
         self.expected = 0  # after a RESYNC: the checksum the message carried
         self.got = 0  # ... and the one the book gave
+        self.last_exchange_ts = 0  # ms, of the last message applied
         self._tokens: dict[Level, str] = {}
         # Of the book as it stands (valid while synced): its checksum, CRC32 of the asks'
         # text, the bids' text, and each side's 10th price (beyond it: outside the top 10).
@@ -74,6 +76,24 @@ class KrakenBook:
         self._bid_bytes = b""
         self._ask_bound = _INF  # inf with fewer than 10 asks: any ask reaches the top
         self._bid_bound = -_INF
+
+    @property
+    def last_id(self) -> None:
+        """Kraken sends no update ids: the checksum is what proves the book."""
+        return None
+
+    def set_precision(self, precision: Precision) -> None:
+        """The pair's precision, from the `instrument` channel (it may change)."""
+        if precision != self.precision:
+            self.precision = precision
+            self._tokens.clear()
+            self.discard()
+
+    def discard(self) -> None:
+        """Forget the book until the next snapshot (a resubscribe, a lost connection)."""
+        self.synced = False
+        self.book.clear()
+        self._ask_bound, self._bid_bound = _INF, -_INF
 
     def on_message(self, message: BookMessage) -> Outcome:
         book = self.book
@@ -89,6 +109,7 @@ class KrakenBook:
             return Outcome.WAITING
         if got == message.checksum:
             self.synced = True
+            self.last_exchange_ts = message.exchange_ts
             return Outcome.APPLIED
         self.expected, self.got = message.checksum, got
         self.synced = False

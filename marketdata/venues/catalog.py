@@ -1,0 +1,17 @@
+"""Every venue's config section, by the name it has under `exchanges:` in the config.
+
+This only names config types, so that reading a config needs no venue's network code; the
+feeds each venue builds are in marketdata.venues.registry.
+"""
+
+from __future__ import annotations
+
+from marketdata.exchange_config import ExchangeConfig
+from marketdata.exchanges.binance_config import BinanceFuturesConfig, BinanceSpotConfig
+from marketdata.venues.kraken.config import KrakenConfig
+
+VENUE_CONFIGS: dict[str, type[ExchangeConfig]] = {
+    "binance_futures": BinanceFuturesConfig,
+    "binance_spot": BinanceSpotConfig,
+    "kraken": KrakenConfig,
+}

@@ -1,0 +1,15 @@
+"""Every venue the service can run, by its name under `exchanges:` in the config."""
+
+from __future__ import annotations
+
+from marketdata.exchanges.binance_futures import BinanceFutures
+from marketdata.exchanges.binance_spot import BinanceSpot
+from marketdata.exchanges.binance_venue import BinanceVenue
+from marketdata.venue import Venue
+from marketdata.venues.kraken.venue import KrakenVenue
+
+VENUES: dict[str, Venue] = {
+    "binance_futures": BinanceVenue("binance_futures", BinanceFutures),
+    "binance_spot": BinanceVenue("binance_spot", BinanceSpot),
+    "kraken": KrakenVenue(),
+}
