@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -15,7 +15,7 @@ from marketdata.backoff import Backoff
 from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config import ReconnectConfig
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Trade
+from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
 from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
@@ -46,7 +46,10 @@ class SymbolFeed:
         top_audit_mismatches: int = 0,
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
         pacer: ConnectPacer | None = None,
+        shared: Sequence[WebSocketFeed] | None = None,
     ) -> None:
+        """`shared`: the book and trade connections of a group of symbols (see
+        binance_group), which hand this feed its events; None: this feed's own two."""
         self.adapter = adapter
         self.state = state
         self.key = f"{adapter.name}:{state.symbol}"
@@ -90,19 +93,18 @@ class SymbolFeed:
         )  # fmt: skip
         self._latency = metrics.processing_latency
         self._lag = metrics.exchange_lag
+        if shared is not None:
+            self.connections = list(shared)
+            return
         book_url, trades_url = adapter.stream_urls(state.symbol)
-        # The book stream must never be silent for long; a quiet trade stream is normal, so
-        # it is only checked by pings.
-        age = reconnect.max_connection_age_s
-        book_policy = ConnectionPolicy(stale_after_s, ping_interval_s=stale_after_s, max_age_s=age)
-        trades_policy = ConnectionPolicy(None, ping_interval_s=stale_after_s, max_age_s=age)
+        book_policy, trades_policy = connection_policies(reconnect, stale_after_s)
         self.connections = [
             WebSocketFeed(
                 f"{self.key}:{kind}",
                 url,
                 session,
                 self.on_frame,
-                self._state_handler(kind, depth_stream=(kind == "book")),
+                self.connection_state(kind),
                 Backoff(reconnect.initial_delay_s, reconnect.max_delay_s),
                 policy,
                 self._count_error,
@@ -168,12 +170,17 @@ class SymbolFeed:
         for event in events:
             if event.symbol != state.symbol:
                 self._unexpected(event.symbol)
-            elif type(event) is DepthDiff:
-                self._on_diff(event)
-            elif type(event) is Trade:
-                self._on_trade(event)
-            elif type(event) is BookTicker:
-                self._on_ticker(event)
+            else:
+                self.on_event(event)
+
+    def on_event(self, event: Event) -> None:
+        """One event of this symbol."""
+        if type(event) is DepthDiff:
+            self._on_diff(event)
+        elif type(event) is Trade:
+            self._on_trade(event)
+        elif type(event) is BookTicker:
+            self._on_ticker(event)
 
     def _skipped(self, error: MalformedMessage, frame: bytes) -> None:
         """Count every malformed message; log at most one a second per symbol."""
@@ -274,7 +281,9 @@ class SymbolFeed:
         self._synced_flag = synced
         self._synced_gauge.set(1 if synced else 0)
 
-    def _state_handler(self, kind: str, depth_stream: bool) -> Any:
+    def connection_state(self, kind: str) -> Callable[[bool], None]:
+        """What to call when the `kind` ("book" or "trades") connection opens or drops."""
+        depth_stream = kind == "book"
         gauge = self._metrics.ws_connected.labels(self.adapter.name, self.state.symbol, kind)
         drops = self._metrics.ws_disconnects.labels(self.adapter.name, self.state.symbol, kind)
 
@@ -348,6 +357,18 @@ class SymbolFeed:
             self._publisher.book_changed(self.state)
             if self._audit is not None and sync.last_id is not None:
                 self._audit_top(sync.last_id, snapshot.recv_ts)
+
+
+def connection_policies(
+    reconnect: ReconnectConfig, stale_after_s: float
+) -> tuple[ConnectionPolicy, ConnectionPolicy]:
+    """(book, trades): the book stream must never be silent for long; a quiet trade stream
+    is normal, so it is only checked by pings."""
+    age = reconnect.max_connection_age_s
+    return (
+        ConnectionPolicy(stale_after_s, ping_interval_s=stale_after_s, max_age_s=age),
+        ConnectionPolicy(None, ping_interval_s=stale_after_s, max_age_s=age),
+    )
 
 
 def _disconnected(connection: WebSocketFeed) -> str:

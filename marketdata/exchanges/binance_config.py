@@ -11,6 +11,10 @@ from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.exchange_config import ExchangeConfig, check_range
 from marketdata.exchanges import binance_futures, binance_spot
 
+# Binance allows 1024 streams on one connection; a symbol's book connection carries two
+# (depth and bookTicker). 200 keeps one connection's URL and its resync burst moderate.
+MAX_SYMBOLS_PER_CONNECTION = 200
+
 
 @dataclass(frozen=True)
 class BinanceConfig(ExchangeConfig):
@@ -22,6 +26,8 @@ class BinanceConfig(ExchangeConfig):
     top_audit_mismatches: int = 3
     max_levels_per_side: int = DEFAULT_MAX_LEVELS  # past it the book is rebuilt
     max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES  # a larger snapshot body is refused
+    # Symbols sharing one book and one trade connection (1: each its own two).
+    symbols_per_connection: int = 1
 
     def check(self, path: str, book_depth: int, problems: list[str]) -> None:
         super().check(path, book_depth, problems)
@@ -43,6 +49,10 @@ class BinanceConfig(ExchangeConfig):
         check_range(
             self.max_snapshot_bytes, f"{path}.max_snapshot_bytes", 65_536, 1 << 30, problems
         )
+        check_range(
+            self.symbols_per_connection, f"{path}.symbols_per_connection", 1,
+            MAX_SYMBOLS_PER_CONNECTION, problems,
+        )  # fmt: skip
 
     def _not_allowed(self) -> str:
         allowed, limit = self.snapshot_limits, self.snapshot_limit

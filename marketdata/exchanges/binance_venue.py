@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiohttp
 
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.exchange_config import ExchangeConfig
 from marketdata.exchanges.base import AdapterFactory, ExchangeAdapter
 from marketdata.exchanges.binance_config import BinanceConfig
+from marketdata.exchanges.binance_group import BinanceGroupFeed
+from marketdata.feed import WebSocketFeed
 from marketdata.instruments import symbol_problems
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
@@ -39,25 +43,26 @@ class BinanceVenue:
         adapter = self.adapter(binance)
         gate = RestGate(adapter.weight_limit_per_min)  # the weight limit is per IP
         pacer = ConnectPacer(*CONNECTIONS_PER_IP)  # so is the connection rate
-        feeds: list[Feed] = []
-        for symbol in binance.symbols:
+
+        def symbol_feed(symbol: str, shared: Sequence[WebSocketFeed] | None = None) -> SymbolFeed:
             sync = BookSync(adapter.continuity, max_levels=binance.max_levels_per_side)
-            feeds.append(
-                SymbolFeed(
-                    adapter,
-                    SymbolState(self.name, symbol, sync),
-                    context.publisher,
-                    context.session,
-                    context.reconnect,
-                    context.metrics,
-                    gate,
-                    context.stale_after_s,
-                    binance.top_audit_mismatches,
-                    binance.max_snapshot_bytes,
-                    pacer,
-                )  # fmt: skip
+            return SymbolFeed(
+                adapter, SymbolState(self.name, symbol, sync), context.publisher,
+                context.session, context.reconnect, context.metrics, gate,
+                context.stale_after_s, binance.top_audit_mismatches,
+                binance.max_snapshot_bytes, pacer, shared,
+            )  # fmt: skip
+
+        size = binance.symbols_per_connection
+        if size == 1:
+            return [symbol_feed(symbol) for symbol in binance.symbols]
+        groups = [binance.symbols[i : i + size] for i in range(0, len(binance.symbols), size)]
+        return [
+            BinanceGroupFeed(
+                adapter, group, context, f"{self.name}:connection{i + 1}", symbol_feed, pacer
             )
-        return feeds
+            for i, group in enumerate(groups)
+        ]
 
 
 def _binance(config: ExchangeConfig) -> BinanceConfig:

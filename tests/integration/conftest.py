@@ -86,7 +86,13 @@ async def start_sim() -> AsyncIterator[Callable[..., Awaitable[SimServer]]]:
         await server.stop()
 
 
-def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrides: Any) -> Config:
+def service_config(
+    redis_url: str,
+    sim: SimServer,
+    symbols: list[str],
+    exchange_options: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Config:
     raw: dict[str, Any] = {
         "redis_url": redis_url,
         "health_port": 0,  # a free port: `make demo` may hold 9090 while the tests run
@@ -98,6 +104,7 @@ def service_config(redis_url: str, sim: SimServer, symbols: list[str], **overrid
                 "ws_url": sim.url_ws,
                 "rest_url": sim.url_http,
                 "snapshot_limit": 1000,
+                **(exchange_options or {}),
             }
         },
     }

@@ -121,12 +121,13 @@ async def start_run(
     scenario: Scenario | None = None,
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
     rate: float = 200,
+    exchange_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Run:
     source = GeneratedSource(rate=rate, seed=11)
     sim = await start_sim(source, scenario=scenario)
     collector = Collector(redis_client)
     await collector.start()
-    service = Service(service_config(redis_url, sim, list(symbols), **overrides))
+    service = Service(service_config(redis_url, sim, list(symbols), exchange_options, **overrides))
     task = asyncio.create_task(service.run())
     return Run(service, task, source, sim, collector)
