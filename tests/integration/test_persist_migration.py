@@ -208,3 +208,40 @@ async def test_compressed_hypertable_is_refused_with_what_to_do(old_db, pg):
         }  # fmt: skip
     finally:
         await old_db.execute("DROP SCHEMA timescaledb_information CASCADE")
+
+
+async def test_timescaledb_refusing_an_alter_for_compression_says_what_to_do(old_db, pg):
+    # TimescaleDB before late 2024 refuses even DROP NOT NULL with compression on, with
+    # this SQLSTATE; an event trigger answers the same for every ALTER TABLE here.
+    await old_db.execute("ALTER TABLE trades ALTER COLUMN trade_id TYPE text")
+    await old_db.execute(
+        "CREATE FUNCTION refuse_alter() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " RAISE EXCEPTION 'operation not supported on hypertables that have compression"
+        " enabled' USING ERRCODE = 'feature_not_supported'; END $$;"
+        " CREATE EVENT TRIGGER refuse_alter ON ddl_command_start WHEN TAG IN ('ALTER TABLE')"
+        " EXECUTE FUNCTION refuse_alter()"
+    )
+    try:
+        with pytest.raises(RetryableSinkError) as refused:
+            await TimescaleSink(pg.dsn).start()
+    finally:
+        await old_db.execute("DROP EVENT TRIGGER refuse_alter; DROP FUNCTION refuse_alter()")
+    message = str(refused.value)
+    assert "cannot migrate table l2_snapshots" in message
+    assert "last_update_id's NOT NULL" in message
+    assert "operation not supported on hypertables that have compression enabled" in message
+    assert "decompress_chunk" in message
+    assert (await columns(old_db))["l2_snapshots.last_update_id"] == ("bigint", "NO")
+
+
+async def test_a_view_on_trade_id_stops_the_migration_naming_it(old_db, pg):
+    await old_db.execute("CREATE VIEW trade_ids AS SELECT trade_id FROM trades")
+    try:
+        with pytest.raises(RetryableSinkError) as refused:
+            await TimescaleSink(pg.dsn).start()
+    finally:
+        await old_db.execute("DROP VIEW trade_ids")
+    message = str(refused.value)
+    assert "cannot alter type of a column used by a view or rule" in message
+    assert "trade_ids" in message
+    assert (await columns(old_db))["trades.trade_id"] == ("bigint", "NO")
