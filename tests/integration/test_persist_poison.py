@@ -66,23 +66,32 @@ async def test_refused_trades_go_to_dead_and_the_rest_commits(redis_server, redi
     )  # fmt: skip
 
 
-async def test_trade_ids_past_int64_and_not_numbers_are_stored(redis_server, redis_client, pg):
+async def test_any_text_trade_id_and_a_book_without_update_id_are_stored(
+    redis_server, redis_client, pg
+):
     ids = [str(INT64_OVERFLOW), "abc-1", "01J9ZQ4XK3M5N7P9R1S3T5V7W9"]
+    no_update_id = {
+        **book_entry("kraken", "XBT/USD", 0, 1, 1, 1.0, [], []), "last_update_id": ""
+    }  # fmt: skip
     service = PersistService(persist_config(redis_server.url, pg.dsn), [TimescaleSink(pg.dsn)])
     task = await run_persist(service)
     try:
         for trade_id in ids:
             await redis_client.xadd(TRADES_STREAM, {**trade_fields(1), "trade_id": trade_id})
+        await redis_client.xadd(BOOKS_STREAM, no_update_id)
         assert await wait_until(lambda: drained(redis_client, "timescale"), 20)
+        assert await wait_until(lambda: drained(redis_client, "timescale", BOOKS_STREAM), 20)
     finally:
         service.stop()
         await task
     conn = await asyncpg.connect(pg.dsn)
     try:
         stored = await conn.fetch("SELECT trade_id FROM trades")
+        books = await conn.fetch("SELECT exchange, last_update_id FROM l2_snapshots")
     finally:
         await conn.close()
     assert sorted(r["trade_id"] for r in stored) == sorted(ids)
+    assert [tuple(r) for r in books] == [("kraken", None)]
     assert await redis_client.xrange("spool:dead") == []
 
 
