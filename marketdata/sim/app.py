@@ -1,8 +1,8 @@
 """One simulator app serving several venues on one port, each in its own dialect.
 
-    binance_futures  /fapi/v1/..., /public|market/stream, /public|market/ws/<stream>
-    binance_spot     /api/v3/..., /stream
-    kraken           /kraken/v2
+binance_futures  /fapi/v1/..., /public|market/stream, /public|market/ws/<stream>
+binance_spot     /api/v3/..., /stream
+kraken           /kraken/v2
 """
 
 from __future__ import annotations

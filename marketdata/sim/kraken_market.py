@@ -62,7 +62,7 @@ PAIRS = {
         _pair("USDT/USD", 1.0, 5, "5"),
     )
 }
-DEFAULT_PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD")
+DEFAULT_PAIRS = tuple(PAIRS)
 
 Listener = Callable[[SimMarket, StepFrames], None]
 

@@ -14,7 +14,9 @@ WS  /kraken/v2   on connect: {"channel":"status","type":"update","data":[{"syste
 
 All frames of a connection (replies too) go out in order through one queue and the
 scenario's faults (sim/scenarios.py): gap/duplicate/reorder act on book updates;
-checksum_corrupt_every, reject_symbols and reject_subscribes are Kraken's own. Replay of
+checksum_corrupt_every, reject_symbols and reject_subscribes are Kraken's own. A silence
+is per symbol: after every `silence_every` frames of a symbol, that symbol alone pauses
+and then resumes with one update carrying what changed meanwhile. Replay of
 a capture is not served in this dialect: the markets are generated.
 """
 
@@ -38,7 +40,14 @@ from marketdata.sim.kraken_subscriptions import (
     TickerSubscription,
     TradeSubscription,
 )
-from marketdata.sim.scenarios import Disconnect, Scenario, Wire, faults, silenced
+from marketdata.sim.scenarios import (
+    Disconnect,
+    Scenario,
+    Wire,
+    faults,
+    silenced,
+    start_silence,
+)
 
 PATH = "/kraken/v2"
 PATHS = (PATH,)
@@ -105,9 +114,9 @@ async def _send(ws: web.WebSocketResponse, connection: Connection) -> None:
         scenario,
         connection.frames(),
         WIRE,
-        symbols=lambda: silenced(scenario, connection.symbols()),
+        symbols=lambda: (),  # silences are started per symbol by Connection.queue
         cut=connection.cut,
-        wait=False,  # a silence is kept by the subscriptions, per symbol
+        wait=False,
     )
     try:
         async for frame in frames:
@@ -136,10 +145,20 @@ class Connection:
         self._queue: asyncio.Queue[tuple[Subscription | None, bytes]] = asyncio.Queue(QUEUE_LIMIT)
         self._subscribes = 0  # subscribe requests so far
         self._updates = 0  # book updates so far
+        self._sent: dict[str, int] = {}  # symbol -> its frames so far
 
     def queue(self, subscription: Subscription | None, frame: bytes) -> None:
+        if subscription is not None and self.scenario.silence_ms:
+            self._count(subscription.symbol)
         if not self._queue.full():  # else the client misses it, as a slow one would live
             self._queue.put_nowait((subscription, frame))
+
+    def _count(self, symbol: str) -> None:
+        """After every `silence_every` frames of a symbol, that symbol goes silent (its
+        subscriptions on every connection hold back, then send what they missed)."""
+        sent = self._sent[symbol] = self._sent.get(symbol, 0) + 1
+        if sent % self.scenario.silence_every == 0 and silenced(self.scenario, (symbol,)):
+            start_silence(self.scenario, symbol)
 
     def corrupts_next_update(self) -> bool:
         self._updates += 1

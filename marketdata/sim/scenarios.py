@@ -104,6 +104,12 @@ def silenced(scenario: Scenario, symbols: Collection[str]) -> set[str]:
     return {s for s in symbols if s in scenario.silence_symbols}
 
 
+def start_silence(scenario: Scenario, symbol: str) -> None:
+    if scenario.enabled:
+        now = asyncio.get_running_loop().time()
+        scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
+
+
 def is_silent(scenario: Scenario, symbol: str) -> bool:
     if not scenario.enabled or not scenario.silence_ms:
         return False

@@ -98,7 +98,10 @@ async def depth_snapshot(request: web.Request) -> web.Response:
 def refused_snapshot(scenario: Scenario) -> web.Response:
     body = orjson.dumps({"code": -1003, "msg": "Too many requests (simulated)."})
     return web.Response(
-        status=scenario.snapshot_status, body=body, headers=scenario.refusal_headers()
+        status=scenario.snapshot_status,
+        body=body,
+        headers=scenario.refusal_headers(),
+        content_type="application/json",
     )
 
 

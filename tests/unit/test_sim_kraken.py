@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -10,6 +11,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from marketdata.exchanges.base import MalformedMessage
+from marketdata.sim.kraken_market import KrakenSource
+from marketdata.sim.kraken_server import create_kraken_app
+from marketdata.sim.scenarios import Scenario
 from marketdata.venues.kraken import KrakenBook, Outcome, Precision, parse
 from marketdata.venues.kraken.wire import (
     Ack,
@@ -21,9 +26,6 @@ from marketdata.venues.kraken.wire import (
     Status,
     Trades,
 )
-from marketdata.sim.kraken_market import KrakenSource
-from marketdata.sim.kraken_server import create_kraken_app
-from marketdata.sim.scenarios import Scenario
 from tests.helpers import free_port
 
 SYMBOLS = ("BTC/USD", "ETH/USD")
@@ -83,7 +85,8 @@ async def connect() -> AsyncIterator[Connect]:
             await web.TCPSite(runner, "127.0.0.1", port).start()
             runners.append(runner)
             open_client.url = f"ws://127.0.0.1:{port}/kraken/v2"  # type: ignore[attr-defined]
-        ws = await session.ws_connect(open_client.url)  # type: ignore[attr-defined]
+        # frames as bytes, as the service reads them (a malformed one may not be UTF-8)
+        ws = await session.ws_connect(open_client.url, decode_text=False)  # type: ignore[attr-defined]
         client = Client(ws)
         (status,) = await client.events()
         assert isinstance(status, Status)
@@ -248,10 +251,11 @@ async def test_a_corrupt_checksum_resyncs_exactly_its_symbol(connect):
     assert all(o is Outcome.APPLIED for _, o in updates[:149])
     other = next(s for s in SYMBOLS if s != corrupted)
     seen = len(books.outcomes)
-    while books.updates(other) < 200:
+    while books.updates() < 290:  # the 300th update would be corrupt again
         for event in await client.events():
             books.apply(event)
     later = books.outcomes[seen:]
+    assert books.updates(other) > 100
     assert {o for s, _, o in later if s == other} == {Outcome.APPLIED}
     assert {o for s, _, o in later if s == corrupted} == {Outcome.WAITING}
 
@@ -288,3 +292,65 @@ async def test_unsubscribing_what_is_not_subscribed_is_refused(connect):
     refused = await client.raw()
     assert (refused["method"], refused["success"]) == ("unsubscribe", False)
     assert refused["error"] == "Subscription Not Found"
+
+
+async def test_a_silent_symbol_pauses_alone_and_resumes_with_an_update_that_applies(connect):
+    scenario = Scenario(silence_ms=300, silence_every=60, silence_symbols=frozenset({"BTC/USD"}))
+    client = await connect(scenario)
+    pairs = await precisions(client)
+    await client.request("subscribe", channel="book", symbol=list(SYMBOLS))
+    books = Books(pairs)
+    loop = asyncio.get_running_loop()
+    last: dict[str, float] = {}
+    longest = {s: 0.0 for s in SYMBOLS}
+    while books.updates("BTC/USD") < 100:
+        for event in await client.events():
+            books.apply(event)
+            if isinstance(event, BookMessage):
+                now = loop.time()
+                longest[event.symbol] = max(
+                    longest[event.symbol], now - last.get(event.symbol, now)
+                )
+                last[event.symbol] = now
+    assert longest["BTC/USD"] >= 0.25
+    assert longest["ETH/USD"] < 0.2
+    assert {o for _, _, o in books.outcomes} == {Outcome.APPLIED}
+
+
+async def test_malformed_frames_come_between_good_ones(connect):
+    client = await connect(Scenario(malformed_every=10))
+    pairs = await precisions(client)
+    await client.request("subscribe", channel="book", symbol=["BTC/USD"])
+    books, errors = Books(pairs), []
+    while books.updates() < 100:
+        message = await client.ws.receive(timeout=10)
+        try:
+            events = parse(message.data, 0.0)
+        except MalformedMessage as e:
+            errors.append(e.reason)
+            continue
+        for event in events:
+            books.apply(event)
+    assert {"bad_json", "bad_shape"} <= set(errors)
+    assert {o for _, _, o in books.outcomes} == {Outcome.APPLIED}
+
+
+async def test_duplicated_book_updates_change_nothing_and_disconnect_every_cuts(connect):
+    client = await connect(Scenario(duplicate_every=3, disconnect_every=120))
+    pairs = await precisions(client)
+    await client.request("subscribe", channel="book", symbol=["BTC/USD"])
+    books, frames, repeats, previous = Books(pairs), 0, 0, b""
+    while True:
+        message = await client.ws.receive(timeout=10)
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            break
+        frames += 1
+        repeats += message.data == previous
+        previous = message.data
+        for event in parse(message.data, 0.0):
+            books.apply(event)
+    assert message.type is aiohttp.WSMsgType.CLOSE
+    assert repeats > 20
+    # The 120th frame closes: the status frame is not counted, precisions() read two.
+    assert frames - repeats == 119 - 2
+    assert {o for _, _, o in books.outcomes} == {Outcome.APPLIED}
