@@ -14,7 +14,8 @@ WS  /kraken/v2   on connect: {"channel":"status","type":"update","data":[{"syste
 
 All frames of a connection (replies too) go out in order through one queue and the
 scenario's faults (sim/scenarios.py): gap/duplicate/reorder act on book updates;
-checksum_corrupt_every, reject_symbols and reject_subscribes are Kraken's own. A silence
+checksum_corrupt_every, reject_symbols and reject_subscribes (which counts every subscribe
+request, `instrument` ones too) are Kraken's own. A silence
 is per symbol: after every `silence_every` frames of a symbol, that symbol alone pauses
 and then resumes with one update carrying what changed meanwhile. Replay of
 a capture is not served in this dialect: the markets are generated.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +167,7 @@ class Connection:
         every = self.scenario.checksum_corrupt_every
         return self.scenario.enabled and every > 0 and self._updates % every == 0
 
-    async def frames(self) -> Any:
+    async def frames(self) -> AsyncIterator[bytes]:
         """The queued frames, less those of subscriptions ended since they were queued."""
         while True:
             subscription, frame = await self._queue.get()

@@ -8,6 +8,12 @@ WS    /public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   (depth, bo
       /public/ws/<stream>, /market/ws/<stream>                          (raw, unwrapped)
       {"method": "SUBSCRIBE", "params": [...], "id": 1} on an open connection
 As on the real exchange, a stream asked for on the wrong route delivers nothing.
+
+The other dialects, served beside this one by sim/app.py's create_sim_app on one port:
+Binance spot (spot_server.py)   REST /api/v3/depth, /api/v3/exchangeInfo, /api/v3/aggTrades
+                                WS   /stream?streams=...
+Kraken spot v2 (kraken_server.py) WS /kraken/v2 (subscribe/unsubscribe, ping, heartbeat)
+Faults (scenarios.py) act on each connection of every dialect.
 """
 
 from __future__ import annotations
