@@ -105,6 +105,7 @@ def silenced(scenario: Scenario, symbols: Collection[str]) -> set[str]:
 
 
 def start_silence(scenario: Scenario, symbol: str) -> None:
+    """`symbol` goes silent for `silence_ms` from now, on every connection."""
     if scenario.enabled:
         now = asyncio.get_running_loop().time()
         scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
@@ -154,12 +155,12 @@ async def _keep_silence(
     scenario: Scenario, symbols: Collection[str], start: bool, wait: bool
 ) -> None:
     """Start a silence for these symbols, or (`wait`) wait out one that is under way."""
-    now = asyncio.get_running_loop().time()
     if start:
         for symbol in symbols:
-            scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
+            start_silence(scenario, symbol)
     if not wait:
         return
+    now = asyncio.get_running_loop().time()
     left = max(scenario.silent_until.get(s, 0.0) for s in symbols) - now
     if left > 0:
         await asyncio.sleep(left)
