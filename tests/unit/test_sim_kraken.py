@@ -145,7 +145,7 @@ async def test_every_book_message_applies_with_its_checksum_and_trade_ids_run_on
             elif isinstance(event, Trades):
                 snapshots += event.snapshot
                 for trade in event.trades:
-                    trade_ids[trade.symbol].append(trade.trade_id)
+                    trade_ids[trade.symbol].append(int(trade.trade_id))
     assert sorted(acks) == sorted((c, s, True) for c in ("book", "trade") for s in SYMBOLS)
     assert {outcome for _, _, outcome in books.outcomes} == {Outcome.APPLIED}
     assert [s for s, snap, _ in books.outcomes if snap] == list(SYMBOLS)  # one snapshot each
