@@ -1,10 +1,13 @@
 """REST discipline (snapshots, trade backfills), shared by every symbol of one exchange.
 
+The venue brings its budget (RestBudget: weight per minute, the header reporting used
+weight, the status that means banned); the rules are the same for all:
 - Requests are spaced by `min_spacing_s`, so many symbols resyncing at once are staggered.
-- Used weight is tracked from the exchange's header (Binance: X-MBX-USED-WEIGHT-1M) and
-  our own count; a request that would pass `budget_fraction` of the per-minute limit waits
+- Used weight is tracked from the venue's header (Binance: X-MBX-USED-WEIGHT-1M) and our
+  own count; a request that would pass `budget_fraction` of the per-minute limit waits
   for the next minute.
-- 429: no request until Retry-After has passed. 418 (banned): the same, with a long floor.
+- 429: no request until Retry-After has passed. The ban status (Binance: 418): the same,
+  with a long floor.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"  # Binance's, the default
+BAN_STATUS = 418  # Binance's "IP banned", the default
 DEFAULT_RETRY_AFTER_S = 10.0
 BAN_FLOOR_S = 120.0
 MAX_WAIT_S = 3 * 86400.0
@@ -30,8 +34,15 @@ class RestGate:
         min_spacing_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        weight_header: str | None = WEIGHT_HEADER,
+        ban_status: int | None = BAN_STATUS,
     ) -> None:
         self.budget = int(weight_limit_per_min * budget_fraction)
+        self._weight_header = weight_header
+        self._stops = {429: "rate limited (429)"}
+        if ban_status is not None:
+            self._stops[ban_status] = f"banned ({ban_status})"
+        self._ban_status = ban_status
         self.min_spacing_s = min_spacing_s
         self._clock = clock
         self._wall = wall
@@ -61,25 +72,23 @@ class RestGate:
 
     def record(self, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response: used weight, and any order to stop."""
-        used = headers.get(WEIGHT_HEADER)
+        used = headers.get(self._weight_header) if self._weight_header else None
         if used is not None and used.isdigit():
             self._roll_minute()
             self.used_weight = max(self.used_weight, int(used))
-        if status in (429, 418):
+        why = self._stops.get(status)
+        if why is not None:
             wait = _seconds(headers.get("Retry-After"), DEFAULT_RETRY_AFTER_S)
-            if status == 418:
+            if status == self._ban_status:
                 wait = max(wait, BAN_FLOOR_S)
             self.blocked_until = max(self.blocked_until, self._clock() + min(wait, MAX_WAIT_S))
-            log.warning("REST requests %s: none for %.0fs", _WHY[status], wait)
+            log.warning("REST requests %s: none for %.0fs", why, wait)
 
     def _roll_minute(self) -> None:
         minute = int(self._wall() // 60)
         if minute != self._minute:
             self._minute = minute
             self.used_weight = 0
-
-
-_WHY = {429: "rate limited (429)", 418: "banned (418)"}
 
 
 def _seconds(header: str | None, default: float) -> float:
