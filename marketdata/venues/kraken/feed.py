@@ -368,19 +368,26 @@ class KrakenFeed:
             self._wake.set()
 
     async def _maintain(self) -> None:
-        """Send due subscribes, time out unanswered ones, ping; wake on anything new."""
+        """Send due subscribes, time out unanswered ones, ping; wake on anything new. A
+        failure here is logged (once while it lasts) and retried: it must not end the
+        service, nor leave the pairs silently unsubscribed."""
         ping_every = self._config.ping_interval_s
         next_ping = time.monotonic() + ping_every
+        trouble = Outage(f"{self.key}: subscription upkeep", log, level=logging.ERROR)
         while True:
+            self._wake.clear()  # before the work: a wake during it is not lost
             now = time.monotonic()
             wake_at = now + 1.0
-            if self.connection.connected:
-                wake_at = min(wake_at, await self._send_due(now))
-                if now >= next_ping:
-                    next_ping = now + ping_every
-                    await self._send({"method": "ping", "req_id": self._next_id()})
-                wake_at = min(wake_at, next_ping)
-            self._wake.clear()
+            try:
+                if self.connection.connected:
+                    wake_at = min(wake_at, await self._send_due(now))
+                    if now >= next_ping:
+                        next_ping = now + ping_every
+                        await self._send({"method": "ping", "req_id": self._next_id()})
+                    wake_at = min(wake_at, next_ping)
+                trouble.ok()
+            except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
+                trouble.fail(e)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
             except TimeoutError:
