@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -100,6 +101,11 @@ class Request:
     subs: list[Subscription]
     waiting: set[Key] = field(default_factory=set)  # channels not answered yet
 
+    def unanswered(self) -> list[Key]:
+        """The channels still waiting for a reply, in the order they were asked."""
+        keys = ((s.channel, s.inst_id) for s in self.subs)
+        return [k for k in keys if k in self.waiting]
+
     def frame(self) -> dict[str, Any]:
         args = [{"channel": s.channel, "instId": s.inst_id} for s in self.subs]
         return {"op": self.op, "args": args}
@@ -165,8 +171,12 @@ class Subscriptions:
 
     @staticmethod
     def _needed(ready: list[Subscription]) -> int:
-        unsubs = sum(1 for s in ready if s.unsubscribe_first)
-        return -(-unsubs // MAX_ARGS_PER_REQUEST) + -(-len(ready) // MAX_ARGS_PER_REQUEST)
+        """Requests `ready` takes: per chunk a subscribe, and an unsubscribe before it
+        when the chunk holds a resync."""
+        chunks = (
+            ready[i : i + MAX_ARGS_PER_REQUEST] for i in range(0, len(ready), MAX_ARGS_PER_REQUEST)
+        )
+        return sum(2 if any(s.unsubscribe_first for s in chunk) else 1 for chunk in chunks)
 
     def _requests_for(self, ready: list[Subscription], now: float) -> list[Request]:
         out: list[Request] = []
@@ -214,7 +224,7 @@ class Subscriptions:
         """Fail the channels the error names, else the oldest request's unanswered ones."""
         cause = f"rejected: {error.code} {error.msg}".strip()
         for request in self._requests:
-            named = [k for k in request.waiting if k[1] and k[1] in error.msg]
+            named = [k for k in request.unanswered() if k[1] and _names(error.msg, k[1])]
             if named:
                 break
         else:
@@ -222,7 +232,7 @@ class Subscriptions:
                 log.warning("OKX error with no request waiting: %s", cause)
                 return
             request = self._requests[0]
-            named = list(request.waiting)
+            named = request.unanswered()
         for key in named:
             request.waiting.discard(key)
             sub = self.subs.get(key)
@@ -247,3 +257,9 @@ class Subscriptions:
             p for (_, inst), sub in self.subs.items()
             if inst == inst_id and (p := sub.problem()) is not None
         ]  # fmt: skip
+
+
+def _names(text: str, inst_id: str) -> bool:
+    """`text` names `inst_id` as a whole (BTC-USD is not named by BTC-USDT)."""
+    pattern = rf"(?<![A-Za-z0-9-]){re.escape(inst_id)}(?![A-Za-z0-9-])"
+    return re.search(pattern, text) is not None
