@@ -309,3 +309,52 @@ async def test_rest_mode_bridges_a_snapshot_and_refetches_after_a_break() -> Non
     h.frame(update(21, 20))
     assert asked[-1] == INST
     assert book.wants_snapshot
+
+
+def snapshot_frame(seq: int) -> dict[str, Any]:
+    data = {"asks": [["101", "2", "0", "1"]], "bids": [["99", "3", "0", "1"]], "ts": "900",
+            "checksum": 0, "seqId": seq, "prevSeqId": -1}  # fmt: skip
+    return {"arg": {"channel": "books", "instId": INST}, "action": "snapshot", "data": [data]}
+
+
+async def test_in_band_a_seq_id_gap_resubscribes_that_book() -> None:
+    h = await subscribed((INST, "ETH-USDT"))
+    h.frame(snapshot_frame(10))
+    h.frame(update(11, 10))
+    assert h.feed.active.books[INST].last_id == 11
+    h.frame(update(15, 13))  # 12..13 lost
+    assert h.count("sequence_gaps_total", exchange="okx", symbol=INST) == 1
+    assert h.count("resyncs_total", exchange="okx", symbol=INST) == 1
+    assert h.publisher.unsynced == [INST]
+    sent = await h.tick(after_s=10.0)
+    assert [(m["op"], m["args"]) for m in sent] == [
+        ("unsubscribe", [{"channel": "books", "instId": INST}]),
+        ("subscribe", [{"channel": "books", "instId": INST}]),
+    ]
+    h.frame(update(16, 15))  # the old subscription, before the unsubscribe took: ignored
+    assert h.count("orderbook_updates_total", exchange="okx", symbol=INST) == 2
+    h.ack(sent[1])
+    h.frame(snapshot_frame(20))
+    h.frame(update(21, 20))
+    assert h.feed.active.books[INST].last_id == 21
+    assert "okx:BTC-USDT" not in h.feed.readiness(0.0, 1e9)
+
+
+async def test_a_successor_takes_over_at_once_when_the_old_connection_goes_first() -> None:
+    h = await subscribed((INST,))
+    h.frame(snapshot_frame(10))
+    old = h.feed.active
+    h.frame({"event": "notice", "code": "64008", "msg": "upgrade"})
+    new = h.feed.successor
+    assert new is not None
+    h.connect(new)
+    old.connection.connected = False
+    h.feed.on_state(old, False)  # cut before the successor's books synced
+    assert h.feed.active is new
+    assert h.feed.successor is None
+    assert h.publisher.unsynced == [INST]  # its book is not there yet: said so
+    (request,) = await h.tick()
+    h.ack(request)
+    h.frame(snapshot_frame(30))
+    assert h.feed.readiness(0.0, 1e9) == {}
+    assert h.feed.states[0].sync is new.books[INST]
