@@ -70,6 +70,8 @@ def test_replies_errors_notices_and_pong() -> None:
     notice = b'{"event":"notice","code":"64008","msg":"The connection will soon be closed"}'
     assert parse(notice, 1.0) == (Notice("64008", "The connection will soon be closed", None),)
     assert parse(b"pong", 1.0) == (Pong(),)
+    count = b'{"event":"channel-conn-count","channel":"books","connCount":"2","connId":"x"}'
+    assert parse(count, 1.0) == (Notice("channel-conn-count", "books on 2 connection(s)", "x"),)
 
 
 def test_bbo_tbt_gives_the_top_with_its_seq_id() -> None:

@@ -157,6 +157,10 @@ def _event(message: dict[str, Any]) -> Reply | ErrorReply | Notice:
         return ErrorReply(str(message.get("code", "")), str(message.get("msg", "")), conn)
     if event == "notice":
         return Notice(str(message.get("code", "")), str(message.get("msg", "")), conn)
+    if event == "channel-conn-count" or event == "channel-conn-count-error":
+        # how many connections hold a channel (told for some channels since 2024)
+        detail = f"{message.get('channel')} on {message.get('connCount')} connection(s)"
+        return Notice(event, detail, conn)
     raise MalformedMessage("unknown_message", f"no data, event {event!r}")
 
 
