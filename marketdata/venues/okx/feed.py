@@ -34,16 +34,17 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.exchanges.base import MalformedMessage
-from marketdata.feed import ConnectionPolicy, WebSocketFeed
-from marketdata.metrics import Metrics
+from marketdata.feed import ConnectionPolicy
 from marketdata.rest_gate import RestGate
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
 from marketdata.venues.okx.book_state import OkxBook, Outcome, SnapshotOutcome
 from marketdata.venues.okx.config import OkxConfig
+from marketdata.venues.okx.link import Link
 from marketdata.venues.okx.snapshots import SnapshotFetcher, okx_gate
-from marketdata.venues.okx.subscriptions import Subscription, Subscriptions
+from marketdata.venues.okx.subscriptions import Subscription
+from marketdata.venues.okx.symbol_metrics import SymbolMetrics
 from marketdata.venues.okx.trades import TradeGate
 from marketdata.venues.okx.wire import (
     NAME,
@@ -59,37 +60,9 @@ from marketdata.venues.okx.wire import Reply as SubscribeReply
 
 log = logging.getLogger(__name__)
 
-CONNECTIONS_PER_IP = (3, 1.0)  # OKX: 3 connection requests a second per IP
 NO_AGE_LIMIT_S = 10 * 365 * 86400.0  # OKX announces its cuts (64008) instead
 MAX_FRAME_BYTES = 1024 * 1024  # a 400-level snapshot is about 40 kB
 UPGRADE_NOTICE = "64008"
-
-
-class Link:
-    """One connection: its books and its subscriptions. A handover has two for a while."""
-
-    def __init__(self, feed: OkxFeed, name: str) -> None:
-        config = feed.config
-        rest = config.snapshot == "rest"
-        self.books = {s: OkxBook(s, rest) for s in feed.symbols}
-        subs = [
-            Subscription(channel, s, name, feed.backoff())
-            for s in feed.symbols
-            for channel in feed.channels
-        ]
-        self.subs = Subscriptions(subs, config.subscribe_timeout_s, feed.subscription_failed)
-        self.last_frame_at: float | None = None
-        self.next_ping = 0.0
-        self.connection = WebSocketFeed(
-            name, config.ws_url, feed.context.session,
-            lambda frame, recv_ts: feed.on_frame(self, frame, recv_ts),
-            lambda connected: feed.on_state(self, connected),
-            feed.backoff(), feed.policy, feed.count_error, feed.connect_failed, feed.pacer,
-        )  # fmt: skip
-
-    @property
-    def synced(self) -> bool:
-        return all(book.synced for book in self.books.values())
 
 
 class OkxFeed:
@@ -116,7 +89,7 @@ class OkxFeed:
         )  # fmt: skip
         self._publisher = context.publisher
         self._metrics = metrics = context.metrics
-        self._metrics_of = {s: _SymbolMetrics(metrics, s) for s in self.symbols}
+        self._metrics_of = {s: SymbolMetrics(metrics, s) for s in self.symbols}
         self._trades = TradeGate()
         self._skip_log = SkipLog()
         self._wake = asyncio.Event()
@@ -453,42 +426,3 @@ class OkxFeed:
 
     async def _send(self, link: Link, message: dict[str, Any]) -> bool:
         return await link.connection.send(orjson.dumps(message).decode())
-
-
-class _SymbolMetrics:
-    __slots__ = (
-        "_levels_ask", "_levels_bid", "checksum_mismatches", "dropped", "gaps", "resyncs",
-        "synced", "updates",
-    )  # fmt: skip
-
-    def __init__(self, metrics: Metrics, symbol: str) -> None:
-        labels = (NAME, symbol)
-        self.updates = metrics.orderbook_updates.labels(*labels)
-        self.dropped = metrics.diffs_dropped.labels(*labels)
-        self.gaps = metrics.sequence_gaps.labels(*labels)
-        self.resyncs = metrics.resyncs.labels(*labels)
-        self.checksum_mismatches = metrics.checksum_mismatches.labels(*labels)
-        self.synced = metrics.book_synced.labels(*labels)
-        self._levels_bid = metrics.book_levels.labels(*labels, "bid")
-        self._levels_ask = metrics.book_levels.labels(*labels, "ask")
-
-    def levels(self, bids: int, asks: int) -> None:
-        self._levels_bid.set(bids)
-        self._levels_ask.set(asks)
-
-
-def feeds_for(config: OkxConfig, context: FeedContext) -> list[OkxFeed]:
-    """The configured instruments in groups of `symbols_per_connection`, one feed each;
-    one connection pacer and one REST gate for all of them (OKX's limits are per IP)."""
-    size = config.symbols_per_connection
-    groups = [config.symbols[i : i + size] for i in range(0, len(config.symbols), size)]
-    pacer = ConnectPacer(*CONNECTIONS_PER_IP)
-    gate = okx_gate()
-    return [
-        OkxFeed(config, group, context, _name(group, i), pacer, gate)
-        for i, group in enumerate(groups)
-    ]
-
-
-def _name(group: Sequence[str], index: int) -> str:
-    return f"{NAME}:{group[0]}" if len(group) == 1 else f"{NAME}:connection{index + 1}"
