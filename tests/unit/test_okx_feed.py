@@ -226,18 +226,23 @@ async def test_resubscribes_stop_at_480_requests_an_hour() -> None:
 
 
 async def test_a_text_ping_goes_every_ping_interval() -> None:
-    h = Harness(["BTC-USDT"], ping_interval_s=20.0)
+    h = Harness(["BTC-USDT"], ping_interval_s=10.0)
     pings = lambda: sum(1 for _, m in h.sent if m == "ping")  # noqa: E731
     await h.tick()
     assert pings() == 0
-    await h.tick(after_s=20.5)  # the first is due 20 s after the connection opened
+    await h.tick(after_s=10.5)  # the first is due 10 s after the connection opened
     assert pings() == 1
-    await h.tick(after_s=10.0)
+    await h.tick(after_s=5.0)
     assert pings() == 1
-    await h.tick(after_s=10.0)
+    await h.tick(after_s=5.0)
     assert pings() == 2
     h.frame(b"pong")
     assert h.count("messages_error_total", reason="bad_json") == 0
+
+
+def test_pings_go_at_least_twice_per_stale_after_s() -> None:
+    h = Harness(["BTC-USDT"], ping_interval_s=25.0)  # the harness's stale_after_s is 30
+    assert h.feed.ping_every == 15.0
 
 
 async def test_an_upgrade_notice_hands_over_without_a_book_going_unsynced(

@@ -13,8 +13,9 @@ legacy checksum where it is not 0. A break resyncs that instrument alone: with
 for a fresh snapshot; with `snapshot: rest` updates are buffered and a REST snapshot is
 fetched (snapshots.py). The other instruments are untouched.
 
-Keepalive: the text `ping` every `ping_interval_s` (< 30 s; OKX answers `pong`); the
-watchdog reconnects after `stale_after_s` without a frame. Handover: `event: notice` code
+Keepalive: the text `ping` every `ping_interval_s` (< 30 s; OKX answers `pong`), and at
+least twice per `stale_after_s`; the watchdog reconnects after `stale_after_s` without a
+frame. Handover: `event: notice` code
 64008 says OKX will cut the connection in 30 s for an upgrade: a successor connection is
 opened and subscribed, and once all of its books are synced the instruments' states switch
 to them and the old connection is closed, so no book is ever reported out of sync. Trades
@@ -80,6 +81,9 @@ class OkxFeed:
         self.context = context
         self.symbols = list(symbols)
         self.pacer = pacer
+        # At least twice per stale_after_s, so that the pongs keep a quiet connection from
+        # being taken for a dead one.
+        self.ping_every = min(config.ping_interval_s, max(0.5, context.stale_after_s / 2))
         self.channels = ["books", "trades"]
         if config.top_of_book == "bbo-tbt":
             self.channels.append("bbo-tbt")
@@ -222,7 +226,7 @@ class OkxFeed:
                 book.discard()
         link.subs.reset()
         link.last_frame_at = None
-        link.next_ping = time.monotonic() + self.config.ping_interval_s
+        link.next_ping = time.monotonic() + self.ping_every
         self._wake.set()
 
     def _begin_handover(self, link: Link, notice: Notice) -> None:
@@ -419,7 +423,7 @@ class OkxFeed:
                 if not await self._send(link, request.frame()):
                     link.subs.not_sent(request)
             if now >= link.next_ping:
-                link.next_ping = now + self.config.ping_interval_s
+                link.next_ping = now + self.ping_every
                 await link.connection.send("ping")
             next_at = min(next_at, link.next_ping)
         return next_at
