@@ -67,12 +67,15 @@ class Supervised:
         except aiohttp.ClientError:
             return False
 
-    async def stop(self, timeout_s: float = 15.0) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+    async def exited(self, timeout_s: float) -> int:
         code = await asyncio.wait_for(self.process.wait(), timeout_s)
         await self._reader
         return code
+
+    async def stop(self, timeout_s: float = 15.0) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.exited(timeout_s)
 
 
 class Arrivals:
@@ -275,3 +278,24 @@ async def test_an_empty_shard_starts_and_its_ready_reflects_redis(
     finally:
         service.stop()
         await task
+
+
+async def test_a_worker_with_a_config_error_is_not_restarted_and_the_supervisor_exits_2(
+    redis_server, redis_client, start_sim, tmp_path
+):
+    sim = await start_sim(GeneratedSource(rate=10, seed=5, symbols=SYMBOLS))
+    config = write_service_config(
+        tmp_path, redis_server.url, sim, [*SYMBOLS, "NOPEUSDT"], health_port=free_port()
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "marketdata.cli", "run", "--config", str(config), "--workers", "2",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    run = Supervised(process, 0)
+    code = await run.exited(20)
+    owner = shard_of("binance_futures", "NOPEUSDT", 2)
+    assert code == 2, run.log
+    assert f"worker-{owner} (pid" in run.log
+    assert "configuration error (exit code 2); not restarting" in run.log
+    assert "NOPEUSDT" in run.log
+    assert "died after" not in run.log
