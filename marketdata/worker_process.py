@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 
@@ -62,7 +63,15 @@ def describe_exit(code: int) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, index: int, count: int, command: Command, log_format: str) -> None:
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        command: Command,
+        log_format: str = "text",
+        backoff: Backoff | None = None,
+        stable_after_s: float = STABLE_AFTER_S,
+    ) -> None:
         self.index = index
         self.count = count
         self._command = command
@@ -73,7 +82,9 @@ class WorkerProcess:
         self.restarts = 0
         self.last_exit = ""
         self.restart_at = 0.0  # loop time of the next start while RESTARTING
-        self._backoff = Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)
+        self._backoff = backoff or Backoff(BACKOFF_INITIAL_S, BACKOFF_CAP_S)
+        self._stable_after_s = stable_after_s
+        self.delays: deque[float] = deque(maxlen=16)  # the latest restart delays
         self._stopping = asyncio.Event()
 
     @property
@@ -120,9 +131,10 @@ class WorkerProcess:
                           self.name, process.pid, self.last_exit)  # fmt: skip
                 return code
             ran = loop.time() - started
-            if ran >= STABLE_AFTER_S:
+            if ran >= self._stable_after_s:
                 self._backoff.reset()
             delay = self._backoff.next_delay()
+            self.delays.append(delay)
             self.restarts += 1
             self.restart_at = loop.time() + delay
             self.state = WorkerState.RESTARTING

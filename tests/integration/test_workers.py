@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections import defaultdict
@@ -299,3 +300,21 @@ async def test_a_worker_with_a_config_error_is_not_restarted_and_the_supervisor_
     assert "configuration error (exit code 2); not restarting" in run.log
     assert "NOPEUSDT" in run.log
     assert "died after" not in run.log
+
+
+async def test_a_taken_health_port_is_one_line_and_exit_1(redis_server, start_sim, tmp_path):
+    sim = await start_sim(GeneratedSource(rate=10, seed=5, symbols=SYMBOLS))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_service_config(tmp_path, redis_server.url, sim, SYMBOLS, health_port=port)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "marketdata.cli", "run", "--config", str(config),
+            "--workers", "2", stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    log = stderr.decode()
+    assert process.returncode == 1, log
+    assert f"cannot listen on 127.0.0.1:{port} (health_port)" in log
+    assert "[worker-" not in log  # no worker was started
