@@ -64,3 +64,20 @@ async def test_stop_sends_sigterm_and_returns_the_exit_code(tmp_path):
     assert await asyncio.wait_for(task, 10) == 0
     assert worker.restarts == 0
     assert worker.state is WorkerState.STOPPED
+
+
+async def test_worker_log_lines_are_marked_with_the_worker(capsys):
+    code = "import sys\n" \
+        "print('2026-01-01 INFO plain line', file=sys.stderr)\n" \
+        "print('{\"level\": \"INFO\", \"message\": \"json line\"}', file=sys.stderr)\n" \
+        "raise SystemExit(2)"  # fmt: skip
+    for log_format, expected in (
+        ("text", ["[worker-3] 2026-01-01 INFO plain line",
+                  '[worker-3] {"level": "INFO", "message": "json line"}']),
+        ("json", ["[worker-3] 2026-01-01 INFO plain line",  # e.g. a traceback
+                  '{"level":"INFO","message":"json line","worker":3}']),
+    ):  # fmt: skip
+        worker = WorkerProcess(3, 4, lambda port: _python(code), log_format)
+        assert await asyncio.wait_for(worker.run(), 10) == 2  # a config error: not restarted
+        assert worker.state is WorkerState.FAILED
+        assert capsys.readouterr().err.splitlines() == expected
