@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from aiohttp import web
 from marketdata import __version__
 from marketdata.config import Config, ConfigError, load_config
 from marketdata.logs import describe, setup_logging
+from marketdata.shard import Shard, describe_shard, parse_shard, shard_config
 
 EXIT_CONFIG = 2
 log = logging.getLogger("marketdata")
@@ -36,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the service", formatter_class=_DefaultsShown)
     _logging_options(run)
+    _scale_options(run)
     run.set_defaults(handler=_run)
 
     persist = commands.add_parser(
@@ -133,6 +137,40 @@ def _logging_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--log-level", help="overrides the config's log_level")
 
 
+def _scale_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--workers", type=_workers, default=1, metavar="N",
+        help="run N worker processes, one shard each, behind one endpoint on health_port "
+        "(auto: one per CPU; 1: this process serves every symbol)",
+    )  # fmt: skip
+    run.add_argument(
+        "--shard", type=_shard, metavar="K/N",
+        help="serve only shard K of N of the configured (venue, symbol) pairs, for "
+        "placement by an orchestrator (default: every pair)",
+    )  # fmt: skip
+    # Set by the --workers supervisor for each worker; not for people.
+    run.add_argument("--health-host", help=argparse.SUPPRESS)
+    run.add_argument("--health-port", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--spill-path", help=argparse.SUPPRESS)
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes (1, 2, ... or auto)"
+        )
+    return int(text)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _load(path: str) -> Config | None:
     try:
         return load_config(path)
@@ -162,12 +200,73 @@ class _Runnable(Protocol):
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
+    loaded = _load(args.config)
+    if loaded is None:
         return EXIT_CONFIG
+    if args.workers > 1:
+        if args.shard is not None:
+            print("marketdata run: --shard and --workers cannot be combined (the workers "
+                  "are the shards)", file=sys.stderr)  # fmt: skip
+            return EXIT_CONFIG
+        return _supervise(loaded, args)
+    config = _worker_overrides(loaded, args)
+    shard: Shard | None = args.shard
+    if shard is not None:
+        config = shard_config(config, shard)
     from marketdata.service import Service
 
-    return _serve(lambda: Service(config), config, args)
+    def make() -> _Runnable:
+        if shard is not None:
+            log.info("%s", describe_shard(config, shard))
+        return Service(config)
+
+    return _serve(make, config, args)
+
+
+def _worker_overrides(config: Config, args: argparse.Namespace) -> Config:
+    if args.health_host is not None:
+        config = dataclasses.replace(config, health_host=args.health_host)
+    if args.health_port is not None:
+        config = dataclasses.replace(config, health_port=args.health_port)
+    if args.spill_path is not None:
+        spool = dataclasses.replace(config.spool, spill_path=args.spill_path)
+        config = dataclasses.replace(config, spool=spool)
+    return config
+
+
+def _supervise(config: Config, args: argparse.Namespace) -> int:
+    """Run the --workers supervisor until SIGINT/SIGTERM."""
+    log_format = args.log_format or config.log_format
+    setup_logging(args.log_level or config.log_level, log_format)
+    from marketdata.supervisor import Supervisor, SupervisorError
+
+    def command(index: int, port: int) -> list[str]:
+        argv = [sys.executable, "-m", "marketdata.cli", "run", "--config", args.config,
+                "--shard", f"{index}/{args.workers}", "--health-host", "127.0.0.1",
+                "--health-port", str(port),
+                "--spill-path", f"{config.spool.spill_path}.worker-{index}"]  # fmt: skip
+        if args.log_format:
+            argv += ["--log-format", args.log_format]
+        if args.log_level:
+            argv += ["--log-level", args.log_level]
+        return argv
+
+    if os.path.exists(config.spool.spill_path):
+        log.warning("%s, spilled by a run without --workers, is left as it is: a run "
+                    "without --workers appends it", config.spool.spill_path)  # fmt: skip
+
+    async def run() -> int:
+        supervisor = Supervisor(
+            args.workers, command, config.health_host, config.health_port, log_format
+        )
+        _on_signals(supervisor.stop)
+        return await supervisor.run()
+
+    try:
+        return asyncio.run(run())
+    except SupervisorError as e:
+        print(f"marketdata run: {e}", file=sys.stderr)
+        return 1
 
 
 def _persist(args: argparse.Namespace) -> int:
