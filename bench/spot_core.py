@@ -109,11 +109,11 @@ def core(snapshots: dict[str, bytes], frames: list[bytes]) -> tuple[float, Tops]
     for symbol, body in snapshots.items():
         syncs[symbol].on_snapshot(adapter.parse_snapshot(symbol, body, 0.0))
     parse = adapter.parse
-    applied = 0
+    applied, applied_outcome = 0, Outcome.APPLIED  # an Enum member lookup costs ~0.1 us
     started = time.perf_counter()
     for frame in frames:
         for diff in parse(frame, 0.0):
-            if syncs[diff.symbol].on_diff(diff) is Outcome.APPLIED:  # type: ignore[arg-type]
+            if syncs[diff.symbol].on_diff(diff) is applied_outcome:  # type: ignore[arg-type]
                 applied += 1
     elapsed = time.perf_counter() - started
     if applied != len(frames):
