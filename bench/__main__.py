@@ -81,8 +81,8 @@ def _venues(text: str) -> list[str]:
 
 def print_service(service: dict[str, Any]) -> None:
     r = service["max_rate_10_symbols"]
-    print(f"{'service: highest rate, 10 symbols':<34} {r['median']:>14,.0f} "
-          f"{r['min']:>10,.0f} {r['max']:>10,.0f}")  # fmt: skip
+    print(f"service: highest rate sustained, 10 symbols: {r['median']:,.0f} msgs/s "
+          f"({r['min']:,.0f}..{r['max']:,.0f})")  # fmt: skip
     for case in service["at_5000_msgs_per_s"]:
         book = case["book_publish_ms"]
         print(f"service at 5,000 msgs/s, {case['symbols']:>3} symbols: book receive -> PUBLISH "
