@@ -20,7 +20,8 @@ def test_peer_ends_with_the_same_book_tops_as_ours(venue: str) -> None:
     assert case.peer is not None
     rate, tops = case.ours()
     assert rate > 0
-    assert tops and all(bids and asks for bids, asks in tops.values())
+    assert tops
+    assert all(bids and asks for bids, asks in tops.values())
     assert case.peer(tops) > 0  # raises unless its final books equal these tops
     symbol = next(iter(tops))
     bids, asks = tops[symbol]
@@ -50,5 +51,6 @@ def test_progress_lines_name_the_case_its_time_and_figure() -> None:
     progress.end("core kraken", started, "ours 1 msgs/s")
     first, second = out.getvalue().splitlines()
     assert first.endswith("core kraken ...")
-    assert second.startswith("[") and second.endswith(" s)")
+    assert second.startswith("[")
+    assert second.endswith(" s)")
     assert "core kraken: ours 1 msgs/s (" in second
