@@ -124,7 +124,9 @@ def service_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any
             p99 = at_5000[-1]["book_publish_ms"]["p99"]
             progress.end(name, started, f"median run's book -> PUBLISH p99 {p99:.2f} ms")
         started = progress.start("service: memory, 1 and 100 symbols")
-        memory = e2e.memory_per_symbol(redis_server.url, 100)
+        memory = e2e.memory_per_symbol(
+            redis_server.url, 100, lambda text: progress.line(f"service: memory: {text}")
+        )
         progress.end("service: memory", started, f"{memory['mb_per_symbol']:.2f} MB/symbol")
     finally:
         redis_server.stop()
