@@ -6,10 +6,12 @@ from marketdata.exchanges.binance_futures import BinanceFutures
 from marketdata.exchanges.binance_spot import BinanceSpot
 from marketdata.exchanges.binance_venue import BinanceVenue
 from marketdata.venue import Venue
+from marketdata.venues.coinbase.venue import CoinbaseVenue
 from marketdata.venues.kraken.venue import KrakenVenue
 
 VENUES: dict[str, Venue] = {
     "binance_futures": BinanceVenue("binance_futures", BinanceFutures),
     "binance_spot": BinanceVenue("binance_spot", BinanceSpot),
+    "coinbase": CoinbaseVenue(),
     "kraken": KrakenVenue(),
 }
