@@ -143,7 +143,7 @@ class CoinbaseFeed:
         for symbol, book in self._books.items():
             problems = list(shared)
             if not shared:  # a subscription waits for the connection first
-                subs = (self._subs[(channel, symbol)] for channel in PRODUCT_CHANNELS)
+                subs = [self._heartbeats] + [self._subs[(c, symbol)] for c in PRODUCT_CHANNELS]
                 problems += [p for sub in subs if (p := sub.problem()) is not None]
             if not book.synced:
                 problems.append("book not synced")
@@ -161,8 +161,6 @@ class CoinbaseFeed:
             shared.append("no message yet")
         elif now - self._last_frame_at > stale_after_s:
             shared.append(f"no message for {now - self._last_frame_at:.1f}s")
-        elif (heartbeats := self._heartbeats.problem()) is not None:
-            shared.append(heartbeats)
         return shared
 
     def update_gauges(self) -> None:
