@@ -358,3 +358,51 @@ async def test_a_connection_loss_withdraws_the_books_and_starts_the_count_again(
         h.frame(frame)
     assert h.per_product("sequence_gaps_total") == {BTC: 0, ETH: 0}
     assert h.per_product("book_synced") == {BTC: 1, ETH: 1}
+
+
+async def test_a_resubscribe_is_confirmed_by_a_listing_after_one_without_it(
+    capture: Capture,
+) -> None:
+    h = await subscribed()
+    for frame in capture.frames:
+        h.frame(frame)
+    sequence = len(capture.frames) - 1
+    crossing = {"channel": "l2_data", "timestamp": "2026-08-09T21:06:13Z",
+                "sequence_num": sequence + 1, "events": [{"type": "update", "product_id": BTC,
+                "updates": [{"side": "bid", "event_time": "2026-08-09T21:06:13Z",
+                             "price_level": "99999.99", "new_quantity": "1"}]}]}  # fmt: skip
+    h.frame(crossing)  # a bid above every ask: the book cannot be right
+    assert h.per_product("resyncs_total") == {BTC: 1, ETH: 0}
+    assert h.per_product("book_synced") == {BTC: 0, ETH: 1}
+    sent = await h.tick(after_s=1.0)
+    assert _requests(sent) == [("unsubscribe", "level2", [BTC]), ("subscribe", "level2", [BTC])]
+    others = {"heartbeats": ["heartbeats"], "market_trades": [BTC, ETH], "ticker": [BTC, ETH]}
+    h.frame(_listing(sequence + 2, **others, level2=[ETH]))  # the unsubscribe took effect
+    assert "level2 subscription not confirmed yet" in h.feed.readiness(0, 1e9)[f"coinbase:{BTC}"]
+    h.frame(_listing(sequence + 3, **others, level2=[BTC, ETH]))
+    assert h.feed.readiness(0, 1e9) == {f"coinbase:{BTC}": ["book not synced"]}
+
+
+async def test_frames_for_a_product_not_on_the_connection_are_skipped(capture: Capture) -> None:
+    h = Harness((ETH,))
+    for frame in capture.frames:
+        h.frame(frame)
+    assert h.count("messages_error_total", reason="unknown_symbol") == 400 + 147
+    assert h.count("orderbook_updates_total", exchange="coinbase", symbol=ETH) == 375
+    assert {t.symbol for t in h.publisher.trades} == {ETH}
+
+
+async def test_a_listed_level2_whose_snapshot_never_comes_is_subscribed_again() -> None:
+    h = Harness((BTC,), subscribe_timeout_s=2.0)
+    await h.tick()
+    listed = {"heartbeats": ["heartbeats"], "market_trades": [BTC], "ticker": [BTC]}
+    h.frame(_listing(0, **listed, level2=[BTC]))
+    assert h.feed.readiness(0, 1e9) == {f"coinbase:{BTC}": ["book not synced"]}
+    assert await h.tick(after_s=1.0) == []
+    assert await h.tick(after_s=1.5) == []  # no snapshot within 2 s: failed, backing off
+    labels = {"exchange": "coinbase", "symbol": BTC, "channel": "level2"}
+    assert h.count("subscription_failures_total", **labels, reason="no_snapshot") == 1
+    problems = h.feed.readiness(0, 1e9)[f"coinbase:{BTC}"]
+    assert "level2 subscribe failing: no snapshot within 2s of subscribing" in problems
+    sent = await h.tick(after_s=10.0)
+    assert _requests(sent) == [("unsubscribe", "level2", [BTC]), ("subscribe", "level2", [BTC])]

@@ -379,6 +379,7 @@ class CoinbaseFeed:
                     next_at = min(next_at, sub.sent_at + timeout)
                 continue
             if sub.state is SubState.CONFIRMED:
+                next_at = min(next_at, self._awaits_snapshot(sub, now, timeout))
                 continue
             if sub.retry_at > now:
                 next_at = min(next_at, sub.retry_at)
@@ -390,6 +391,17 @@ class CoinbaseFeed:
                 return min(next_at, self._budget.next_free_at(now))
             await self._send_request(request, now)
         return next_at
+
+    def _awaits_snapshot(self, sub: Subscription, now: float, timeout: float) -> float:
+        """A level2 subscription listed but with no snapshot after `timeout` fails (and is
+        resubscribed); when to look again."""
+        if sub.channel != "level2" or self._books[sub.symbol].synced:
+            return now + timeout
+        if now - sub.sent_at < timeout:
+            return sub.sent_at + timeout
+        self._failed(sub, "no_snapshot", f"no snapshot within {timeout:g}s of subscribing")
+        sub.unsubscribe_first = True
+        return now + timeout
 
     async def _send_request(self, subs: list[Subscription], now: float) -> None:
         channel = subs[0].channel
