@@ -226,3 +226,40 @@ def test_any_shape_of_event_parses_or_is_refused_as_malformed(
         parse(_frame(channel, events), 1.0)
     except MalformedMessage:
         pass
+
+
+def test_a_snapshot_checked_in_bulk_gives_the_levels_checked_one_by_one(
+    capture: Capture,
+) -> None:
+    from marketdata.venues.coinbase.wire import _levels
+
+    frame = next(f for f in capture.frames if b'"type":"snapshot","product_id":"ETH-USD"' in f)
+    (event,) = parse(frame, 1.0).events
+    assert isinstance(event, BookEvent)
+    updates = json.loads(frame)["events"][0]["updates"]
+    assert (event.bids, event.asks) == _levels(updates, "ETH-USD")
+
+
+def _snapshot(bad: dict[str, Any]) -> bytes:
+    levels = [{**_UPDATE, "price_level": f"{100 + i}.5", "new_quantity": "1"} for i in range(300)]
+    levels[150] = {**levels[150], **bad}
+    return _frame("l2_data", [{"type": "snapshot", "product_id": "X-Y", "updates": levels}])
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"price_level": "1e5"}, "bad_number"),
+        ({"price_level": "1\n2"}, "bad_number"),
+        ({"new_quantity": "-1"}, "bad_number"),
+        ({"new_quantity": "9" * 400}, "bad_number"),
+        ({"price_level": "0.0"}, "bad_level"),
+        ({"price_level": 101}, "bad_type"),
+        ({"side": "ask"}, "bad_field"),
+    ],
+)
+def test_a_bad_level_in_a_large_snapshot_is_named(bad: dict[str, Any], reason: str) -> None:
+    assert len(parse(_snapshot({}), 1.0).events[0].bids) == 300  # type: ignore[union-attr]
+    with pytest.raises(MalformedMessage) as refused:
+        parse(_snapshot(bad), 1.0)
+    assert refused.value.reason == reason

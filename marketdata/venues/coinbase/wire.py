@@ -17,6 +17,7 @@ passed over, as Coinbase asks clients to ignore what they do not support.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,10 @@ WS_URL = "wss://advanced-trade-ws.coinbase.com"
 # taker's side is the other one.
 _TAKER_SIDE: dict[Any, Side] = {"SELL": "buy", "BUY": "sell"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INF = float("inf")
+_MANY = 256  # levels in a snapshot from which they are checked in bulk
+# One canonical decimal per line (base.decimal_value's rule), the lines joined by "\n".
+_CANONICAL_LINES = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?\n)*[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(slots=True)
@@ -149,12 +154,22 @@ def _is_snapshot(event: dict[str, Any], channel: str) -> bool:
 
 
 def _book(event: dict[str, Any], recv_ts: float) -> list[BookEvent]:
-    """Per level of a multi-MB snapshot: the checks are inline (decimal_value's rule)."""
     symbol = _symbol(event["product_id"])
     snapshot = _is_snapshot(event, "l2_data")
     updates = event["updates"]
     if type(updates) is not list:
         raise MalformedMessage("bad_field", f"{symbol} updates is not a list")
+    if snapshot and len(updates) > _MANY:
+        bids, asks = _many_levels(updates, symbol)
+    else:
+        bids, asks = _levels(updates, symbol)
+    exchange_ts = to_ms(updates[-1]["event_time"], symbol) if updates else 0
+    return [BookEvent(symbol, snapshot, bids, asks, exchange_ts, recv_ts)]
+
+
+def _levels(updates: list[Any], symbol: str) -> tuple[list[Level], list[Level]]:
+    """Per level of every update: the checks are inline (decimal_value's rule), and a text
+    seen before costs one dict lookup (base.KNOWN_DECIMALS)."""
     known = KNOWN_DECIMALS
     bids: list[Level] = []
     asks: list[Level] = []
@@ -177,8 +192,36 @@ def _book(event: dict[str, Any], recv_ts: float) -> list[BookEvent]:
             asks.append((price, qty, price_text, qty_text))
         else:
             raise MalformedMessage("bad_field", f"{symbol} level side {side!r}")
-    exchange_ts = to_ms(updates[-1]["event_time"], symbol) if updates else 0
-    return [BookEvent(symbol, snapshot, bids, asks, exchange_ts, recv_ts)]
+    return bids, asks
+
+
+def _many_levels(updates: list[Any], symbol: str) -> tuple[list[Level], list[Level]]:
+    """A whole-book snapshot (46,000 levels on BTC-USD), checked in bulk: every text
+    against the canonical form by one regex over them all, then float() by map. About
+    half the time of the per-level loop, and its prices (nearly all distinct, far from
+    the top) stay out of KNOWN_DECIMALS, which they would flush. Anything refused is
+    found again by the per-level loop, for its error."""
+    try:
+        prices = [u["price_level"] for u in updates]
+        qtys = [u["new_quantity"] for u in updates]
+        sides = [u["side"] for u in updates]
+        canonical = bool(
+            _CANONICAL_LINES.fullmatch("\n".join(prices))
+            and _CANONICAL_LINES.fullmatch("\n".join(qtys))
+        )
+        values = list(map(float, prices)) if canonical else []
+        sizes = list(map(float, qtys)) if canonical else []
+    except (TypeError, ValueError):  # not text, or a text holding the separator
+        canonical = False
+    if not canonical or 0.0 in values or _INF in values or _INF in sizes:
+        _levels(updates, symbol)  # raises, naming the level
+        raise MalformedMessage("bad_number", f"{symbol} snapshot has a level out of range")
+    levels = list(zip(values, sizes, prices, qtys, strict=True))
+    bids = [level for level, side in zip(levels, sides, strict=True) if side == "bid"]
+    asks = [level for level, side in zip(levels, sides, strict=True) if side == "offer"]
+    if len(bids) + len(asks) != len(levels):
+        _levels(updates, symbol)  # raises bad_field, naming the side
+    return bids, asks
 
 
 def _trades(event: dict[str, Any], recv_ts: float) -> list[Trades]:
