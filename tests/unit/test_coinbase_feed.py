@@ -406,3 +406,23 @@ async def test_a_listed_level2_whose_snapshot_never_comes_is_subscribed_again() 
     assert "level2 subscribe failing: no snapshot within 2s of subscribing" in problems
     sent = await h.tick(after_s=10.0)
     assert _requests(sent) == [("unsubscribe", "level2", [BTC]), ("subscribe", "level2", [BTC])]
+
+
+async def test_resyncs_in_quick_succession_back_off_further(capture: Capture) -> None:
+    h = await subscribed()
+    for frame in capture.frames[:40]:
+        h.frame(frame)
+    backoff = h.feed._resync_backoff[BTC]
+    gap = _renumber(capture.frames[40], 1000)
+    h.frame(gap)
+    assert backoff.attempt == 1
+    snapshots = [f for f in capture.frames[:40] if b'"type":"snapshot","product_id"' in f[:200]]
+    for number, snapshot in enumerate(snapshots, 1001):
+        h.frame(_renumber(snapshot, number))
+    assert h.per_product("book_synced") == {BTC: 1, ETH: 1}  # synced again; still ...
+    h.frame(_renumber(capture.frames[40], 1010))  # ... the next gap is near
+    assert backoff.attempt == 2
+    assert h.per_product("resyncs_total") == {BTC: 2, ETH: 2}
+    h.now += 61.0  # a calm minute: the next resync starts the backoff afresh
+    h.frame(_renumber(capture.frames[40], 1020))
+    assert backoff.attempt == 1

@@ -70,6 +70,9 @@ PRODUCT_CHANNELS = ("level2", "market_trades", "ticker")
 # Coinbase allows 750 connections per second per IP, but 8 messages: each connection sends
 # 4 subscribes within 5 s of opening, so connections open one per second.
 CONNECTIONS_PER_IP = (1, 1.0)
+# Resyncs closer together than this back off further, even with a snapshot between them:
+# were Coinbase to answer every resubscribe with a gap, they would slow down, not storm.
+RESYNC_CALM_S = 60.0
 NO_HANDOVER_S = 10 * 365 * 86400.0  # a new connection would need subscribing and resyncing
 
 
@@ -113,6 +116,7 @@ class CoinbaseFeed:
             for channel in PRODUCT_CHANNELS:
                 self._subs[(channel, symbol)] = Subscription(channel, symbol, name, backoff())
         self._resync_backoff = {s: backoff() for s in symbols}
+        self._last_resync_at = dict.fromkeys(symbols, -RESYNC_CALM_S)
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._tickers_seen = metrics.messages_processed.labels("ticker")
@@ -255,7 +259,6 @@ class CoinbaseFeed:
         sub = self._subs[("level2", symbol)]
         if sub.state is not SubState.CONFIRMED:
             sub.confirm()  # the snapshot is the surest confirmation there is
-        self._resync_backoff[symbol].reset()
         self._metrics_of[symbol].synced.set(1)
         self._checks[symbol].book_discarded()
         bids, asks = self._books[symbol].book.level_counts()
@@ -283,7 +286,12 @@ class CoinbaseFeed:
         metrics.resyncs.inc()
         metrics.synced.set(0)
         self._publisher.book_changed(self._states[symbol])
-        at = self._clock() + self._resync_backoff[symbol].next_delay()
+        now = self._clock()
+        backoff = self._resync_backoff[symbol]
+        if now - self._last_resync_at[symbol] >= RESYNC_CALM_S:
+            backoff.reset()  # the last one held: this is no storm
+        self._last_resync_at[symbol] = now
+        at = now + backoff.next_delay()
         self._subs[("level2", symbol)].resubscribe(at)
         self._wake.set()
 
