@@ -27,12 +27,14 @@ Serve = Callable[[list[list[dict[str, object]]]], Awaitable[str]]
 async def serve() -> AsyncIterator[Serve]:
     """A replay server; each connection's subscribe frames go into `received`."""
     runners: list[web.AppRunner] = []
+    sockets: list[web.WebSocketResponse] = []
     frames = load().frames
 
     async def start(received: list[list[dict[str, object]]]) -> str:
         async def connection(request: web.Request) -> web.WebSocketResponse:
             ws = web.WebSocketResponse()
             await ws.prepare(request)
+            sockets.append(ws)
             subscribes: list[dict[str, object]] = []
             received.append(subscribes)
             while len(subscribes) < 4:
@@ -52,6 +54,8 @@ async def serve() -> AsyncIterator[Serve]:
         return f"ws://127.0.0.1:{runner.addresses[0][1]}/"
 
     yield start
+    for ws in sockets:  # closed here, so no handler outlives the test
+        await ws.close()
     for runner in runners:
         await runner.cleanup()
 

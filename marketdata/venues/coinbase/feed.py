@@ -46,12 +46,8 @@ from marketdata.venue import FeedContext
 from marketdata.venues.coinbase.book_state import CoinbaseBook, Outcome
 from marketdata.venues.coinbase.config import CoinbaseConfig
 from marketdata.venues.coinbase.sequence import Gap, SequenceCheck
-from marketdata.venues.coinbase.subscriptions import (
-    HEARTBEATS,
-    SendBudget,
-    Subscription,
-    SubState,
-)
+from marketdata.venues.coinbase.subscriber import Subscriber
+from marketdata.venues.coinbase.subscriptions import SendBudget
 from marketdata.venues.coinbase.top_check import TopCheck, Verdict
 from marketdata.venues.coinbase.trades import TradeGate
 from marketdata.venues.coinbase.wire import (
@@ -66,7 +62,6 @@ from marketdata.venues.coinbase.wire import (
 
 log = logging.getLogger(__name__)
 
-PRODUCT_CHANNELS = ("level2", "market_trades", "ticker")
 # Coinbase allows 750 connections per second per IP, but 8 messages: each connection sends
 # 4 subscribes within 5 s of opening, so connections open one per second.
 CONNECTIONS_PER_IP = (1, 1.0)
@@ -101,7 +96,6 @@ class CoinbaseFeed:
         }  # fmt: skip
         self._sequence = SequenceCheck()
         self._trades = TradeGate()
-        self._budget = budget or SendBudget(config.messages_per_second)
         self._skip_log = SkipLog()
         self._wake = asyncio.Event()
         self._last_frame_at: float | None = None
@@ -110,11 +104,11 @@ class CoinbaseFeed:
         def backoff() -> Backoff:
             return Backoff(reconnect.initial_delay_s, reconnect.max_delay_s)
 
-        self._heartbeats = Subscription(HEARTBEATS, "", name, backoff())
-        self._subs: dict[tuple[str, str], Subscription] = {(HEARTBEATS, ""): self._heartbeats}
-        for symbol in symbols:
-            for channel in PRODUCT_CHANNELS:
-                self._subs[(channel, symbol)] = Subscription(channel, symbol, name, backoff())
+        self.subscriber = Subscriber(
+            name, symbols, backoff, budget or SendBudget(config.messages_per_second),
+            config.subscribe_timeout_s, self._send, metrics.subscription_failures,
+            lambda symbol: self._books[symbol].synced, lambda: self._clock(), self._wake.set,
+        )  # fmt: skip
         self._resync_backoff = {s: backoff() for s in symbols}
         self._last_resync_at = dict.fromkeys(symbols, -RESYNC_CALM_S)
         self._diffs_seen = metrics.messages_processed.labels("depth")
@@ -147,8 +141,7 @@ class CoinbaseFeed:
         for symbol, book in self._books.items():
             problems = list(shared)
             if not shared:  # a subscription waits for the connection first
-                subs = [self._heartbeats] + [self._subs[(c, symbol)] for c in PRODUCT_CHANNELS]
-                problems += [p for sub in subs if (p := sub.problem()) is not None]
+                problems += self.subscriber.problems(symbol)
             if not book.synced:
                 problems.append("book not synced")
             if problems:
@@ -197,9 +190,9 @@ class CoinbaseFeed:
             elif isinstance(event, Ticker):
                 self._on_ticker(event)
             elif isinstance(event, Subscriptions):
-                self._on_subscriptions(event)
+                self.subscriber.on_listing(event.channels)
             elif isinstance(event, Error):
-                self._on_error(event)
+                self.subscriber.on_error(event.message)
 
     def _skipped(self, error: str, reason: str, frame: bytes) -> None:
         self._count_error(reason)
@@ -256,9 +249,7 @@ class CoinbaseFeed:
             self._resync(symbol)
 
     def _snapshot_loaded(self, symbol: str, was_synced: bool) -> None:
-        sub = self._subs[("level2", symbol)]
-        if sub.state is not SubState.CONFIRMED:
-            sub.confirm()  # the snapshot is the surest confirmation there is
+        self.subscriber.snapshot_came(symbol)
         self._metrics_of[symbol].synced.set(1)
         self._checks[symbol].book_discarded()
         bids, asks = self._books[symbol].book.level_counts()
@@ -292,8 +283,7 @@ class CoinbaseFeed:
             backoff.reset()  # the last one held: this is no storm
         self._last_resync_at[symbol] = now
         at = now + backoff.next_delay()
-        self._subs[("level2", symbol)].resubscribe(at)
-        self._wake.set()
+        self.subscriber.resubscribe_level2(symbol, at)
 
     def _on_trades(self, batch: Trades) -> None:
         fresh = self._trades.fresh(batch)
@@ -313,34 +303,6 @@ class CoinbaseFeed:
         self._trades_accepted.inc()
         self._publisher.trade(state, trade)
 
-    def _on_subscriptions(self, listing: Subscriptions) -> None:
-        channels = listing.channels
-        for sub in self._subs.values():
-            if sub.state is SubState.CONFIRMED:
-                continue
-            listed = sub.listed_in(channels)
-            if sub.unlisted_first:
-                if not listed:
-                    sub.unlisted_first = False  # the unsubscribe took effect
-            elif listed and not sub.unsubscribe_first:
-                sub.confirm()  # sent, or failed although Coinbase took it after all
-        self._wake.set()
-
-    def _on_error(self, error: Error) -> None:
-        waiting = [sub for sub in self._subs.values() if sub.state is SubState.SENT]
-        log.warning("%s: Coinbase error: %s (%d subscriptions waiting)", self.key,
-                    error.message, len(waiting))  # fmt: skip
-        for sub in waiting:
-            self._failed(sub, "rejected", f"rejected: {error.message}")
-
-    def _failed(self, sub: Subscription, reason: str, cause: str) -> None:
-        sub.fail(self._clock(), cause)
-        symbols = list(self._books) if sub.channel == HEARTBEATS else [sub.symbol]
-        failures = self._metrics.subscription_failures
-        for symbol in symbols:
-            failures.labels(NAME, symbol, sub.channel, reason).inc()
-        self._wake.set()
-
     # -- connection state and subscriptions ---------------------------------------------
 
     def _on_state(self, connected: bool) -> None:
@@ -357,9 +319,7 @@ class CoinbaseFeed:
                 self._publisher.book_changed(self._states[symbol])
         if not connected:
             log.info("%s: books out of sync: the connection was lost", self.key)
-        for sub in self._subs.values():
-            sub.start_over()
-        self._wake.set()
+        self.subscriber.start_over()
 
     async def _maintain(self) -> None:
         """Send due requests, time out unconfirmed ones; wake on anything new."""
@@ -375,77 +335,11 @@ class CoinbaseFeed:
                 pass
 
     async def _send_due(self, now: float) -> float:
-        """Send what is due (within the send budget); when the next falls due or times out."""
-        timeout = self._config.subscribe_timeout_s
-        next_at = now + timeout
-        due: list[Subscription] = []
-        for sub in self._subs.values():
-            if sub.state is SubState.SENT:
-                if now - sub.sent_at >= timeout:
-                    self._failed(sub, "timeout", f"no confirmation within {timeout:g}s")
-                else:
-                    next_at = min(next_at, sub.sent_at + timeout)
-                continue
-            if sub.state is SubState.CONFIRMED:
-                next_at = min(next_at, self._awaits_snapshot(sub, now, timeout))
-                continue
-            if sub.retry_at > now:
-                next_at = min(next_at, sub.retry_at)
-                continue
-            due.append(sub)
-        for request in _requests(due):
-            needed = 2 if any(sub.unsubscribe_first for sub in request) else 1
-            if self._budget.free(now) < needed:
-                return min(next_at, self._budget.next_free_at(now))
-            await self._send_request(request, now)
-        return next_at
-
-    def _awaits_snapshot(self, sub: Subscription, now: float, timeout: float) -> float:
-        """A level2 subscription listed but with no snapshot after `timeout` fails (and is
-        resubscribed); when to look again."""
-        if sub.channel != "level2" or self._books[sub.symbol].synced:
-            return now + timeout
-        if now - sub.sent_at < timeout:
-            return sub.sent_at + timeout
-        self._failed(sub, "no_snapshot", f"no snapshot within {timeout:g}s of subscribing")
-        sub.unsubscribe_first = True
-        return now + timeout
-
-    async def _send_request(self, subs: list[Subscription], now: float) -> None:
-        channel = subs[0].channel
-        products = list(self._books) if channel == HEARTBEATS else [s.symbol for s in subs]
-        again = [s for s in subs if s.unsubscribe_first]
-        if again:
-            self._budget.take(now)
-            unsubscribe = [s.symbol for s in again]
-            if not await self._send("unsubscribe", channel, unsubscribe):
-                return  # the connection went: its on_state starts them over
-            for sub in again:
-                sub.unsubscribe_first = False
-                sub.unlisted_first = True
-        self._budget.take(now)
-        for sub in subs:
-            sub.state, sub.sent_at = SubState.SENT, now
-        if not await self._send("subscribe", channel, products):
-            for sub in subs:
-                sub.state = SubState.IDLE
+        return await self.subscriber.send_due(now)
 
     async def _send(self, kind: str, channel: str, products: list[str]) -> bool:
         message = {"type": kind, "product_ids": products, "channel": channel}
         return await self.connection.send(orjson.dumps(message).decode())
-
-
-def _requests(due: list[Subscription]) -> list[list[Subscription]]:
-    """One request per channel; one that has failed before goes alone, so a product
-    Coinbase refuses cannot take the others of its channel down with it."""
-    grouped: dict[str, list[Subscription]] = {}
-    alone: list[list[Subscription]] = []
-    for sub in due:
-        if sub.outage.active:
-            alone.append([sub])
-        else:
-            grouped.setdefault(sub.channel, []).append(sub)
-    return list(grouped.values()) + alone
 
 
 class _SymbolMetrics:
