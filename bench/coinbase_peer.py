@@ -79,3 +79,40 @@ async def _drive(frames: list[str], expected: Tops) -> float:
         if len(theirs.asks) and theirs.asks.index(0)[0] < Decimal(asks[0][0]):
             raise RuntimeError(f"cryptofeed's {product} asks go below our best ask")
     return len(frames) / elapsed
+
+
+def cryptofeed_updates_only(frames: list[str], loops: int) -> float:
+    """msgs/s over the level2 update frames alone (the snapshots fed once, untimed)."""
+    return asyncio.run(_drive_updates(frames, loops))
+
+
+async def _drive_updates(frames: list[str], loops: int) -> float:
+    from cryptofeed.defines import COINBASE, L2_BOOK
+    from cryptofeed.exchanges import Coinbase
+    from cryptofeed.symbols import Symbol, Symbols
+
+    logging.getLogger("feedhandler").setLevel(logging.ERROR)
+    names = {Symbol(*p.split("-")).normalized: p for p in ("BTC-USD", "ETH-USD")}
+    Symbols.set(COINBASE, names, {"instrument_type": dict.fromkeys(names, "spot")})
+    applied = 0
+
+    async def on_book(book: Any, receipt_timestamp: float) -> None:
+        nonlocal applied
+        applied += 1
+
+    feed = Coinbase(symbols=list(names), channels=[L2_BOOK], callbacks={L2_BOOK: on_book})
+    handle = feed.message_handler
+    updates = []
+    for frame in frames:  # the snapshots load its books; the updates after them are timed
+        await handle(frame, None, 0.0)
+        if frame.startswith('{"channel":"l2_data"') and '"type":"update"' in frame[:200]:
+            updates.append(frame)
+    started = time.perf_counter()
+    for _ in range(loops):
+        for frame in updates:
+            await handle(frame, None, 0.0)
+    elapsed = time.perf_counter() - started
+    await feed.http_conn.close()
+    if applied < loops * len(updates):
+        raise RuntimeError(f"cryptofeed applied {applied} of {loops * len(updates)} updates")
+    return loops * len(updates) / elapsed

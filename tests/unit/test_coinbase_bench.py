@@ -28,3 +28,9 @@ def test_cryptofeed_peer_ends_with_our_bids() -> None:
     wrong = {p: (bids[1:], asks) for p, (bids, asks) in tops.items()}
     with pytest.raises(RuntimeError, match="differ from ours"):
         coinbase_peer.cryptofeed_parse_apply(texts, wrong)
+
+
+def test_cryptofeed_peer_applies_every_update() -> None:
+    pytest.importorskip("cryptofeed")
+    frames = [f.decode() for f in load().frames]
+    assert coinbase_peer.cryptofeed_updates_only(frames, 1) > 0
