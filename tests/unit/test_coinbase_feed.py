@@ -4,8 +4,10 @@ rejected and unconfirmed subscribes retried, trades published once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import orjson
@@ -426,3 +428,29 @@ async def test_resyncs_in_quick_succession_back_off_further(capture: Capture) ->
     h.now += 61.0  # a calm minute: the next resync starts the backoff afresh
     h.frame(_renumber(capture.frames[40], 1020))
     assert backoff.attempt == 1
+
+
+async def test_the_subscription_upkeep_survives_a_failure_of_its_own() -> None:
+    h = Harness((BTC,), subscribe_timeout_s=0.2)
+    h.feed._clock = time.monotonic  # the upkeep runs for real here
+    calls = 0
+    done = asyncio.Event()
+
+    async def send(text: str) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in sending")
+        h.sent.append(orjson.loads(text))
+        if {m["channel"] for m in h.sent} == {"heartbeats", "level2", "market_trades", "ticker"}:
+            done.set()
+        return True
+
+    h.feed.connection.send = send  # type: ignore[method-assign]
+    task = asyncio.create_task(h.feed._maintain())
+    try:
+        await asyncio.wait_for(done.wait(), 10.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert calls > len(h.sent)  # the failed one, then every channel all the same

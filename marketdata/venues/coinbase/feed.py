@@ -40,6 +40,7 @@ from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
 from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
+from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
@@ -322,13 +323,20 @@ class CoinbaseFeed:
         self.subscriber.start_over()
 
     async def _maintain(self) -> None:
-        """Send due requests, time out unconfirmed ones; wake on anything new."""
+        """Send due requests, time out unconfirmed ones; wake on anything new. A failure
+        here is logged (once while it lasts) and retried: it must not end the service, nor
+        leave the products silently unsubscribed."""
+        trouble = Outage(f"{self.key}: subscription upkeep", log, level=logging.ERROR)
         while True:
+            self._wake.clear()  # before the work: a wake during it is not lost
             now = self._clock()
             wake_at = now + 1.0
-            if self.connection.connected:
-                wake_at = min(wake_at, await self._send_due(now))
-            self._wake.clear()
+            try:
+                if self.connection.connected:
+                    wake_at = min(wake_at, await self._send_due(now))
+                trouble.ok()
+            except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
+                trouble.fail(e)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
             except TimeoutError:
