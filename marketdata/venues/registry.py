@@ -6,12 +6,14 @@ from marketdata.exchanges.binance_futures import BinanceFutures
 from marketdata.exchanges.binance_spot import BinanceSpot
 from marketdata.exchanges.binance_venue import BinanceVenue
 from marketdata.venue import Venue
+from marketdata.venues.coinbase.venue import CoinbaseVenue
 from marketdata.venues.kraken.venue import KrakenVenue
 from marketdata.venues.okx.venue import OkxVenue
 
 VENUES: dict[str, Venue] = {
     "binance_futures": BinanceVenue("binance_futures", BinanceFutures),
     "binance_spot": BinanceVenue("binance_spot", BinanceSpot),
+    "coinbase": CoinbaseVenue(),
     "kraken": KrakenVenue(),
     "okx": OkxVenue(),
 }
