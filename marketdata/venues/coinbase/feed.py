@@ -60,6 +60,7 @@ from marketdata.venues.coinbase.wire import (
     Trades,
     parse,
 )
+from marketdata.venues.symbol_metrics import SymbolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class CoinbaseFeed:
         reconnect = context.reconnect
         self._books = {s: CoinbaseBook(s, config.max_levels) for s in symbols}
         self._states = {s: SymbolState(NAME, s, book) for s, book in self._books.items()}
-        self._metrics_of = {s: _SymbolMetrics(metrics, s) for s in symbols}
+        self._metrics_of = {s: SymbolMetrics(metrics, NAME, s) for s in symbols}
         self._checks = {
             s: TopCheck(m.top_checks, m.top_mismatches, config.top_check_reach,
                         config.top_check_mismatches)
@@ -348,30 +349,6 @@ class CoinbaseFeed:
     async def _send(self, kind: str, channel: str, products: list[str]) -> bool:
         message = {"type": kind, "product_ids": products, "channel": channel}
         return await self.connection.send(orjson.dumps(message).decode())
-
-
-class _SymbolMetrics:
-    __slots__ = (
-        "_levels_ask", "_levels_bid", "dropped", "gaps", "resyncs", "synced", "too_many_levels",
-        "top_checks", "top_mismatches", "updates",
-    )  # fmt: skip
-
-    def __init__(self, metrics: Any, symbol: str) -> None:
-        labels = (NAME, symbol)
-        self.updates = metrics.orderbook_updates.labels(*labels)
-        self.dropped = metrics.diffs_dropped.labels(*labels)
-        self.gaps = metrics.sequence_gaps.labels(*labels)
-        self.resyncs = metrics.resyncs.labels(*labels)
-        self.synced = metrics.book_synced.labels(*labels)
-        self.too_many_levels = metrics.book_limits_exceeded.labels(*labels, "levels_per_side")
-        self.top_checks = metrics.top_of_book_checks.labels(*labels)
-        self.top_mismatches = metrics.top_of_book_mismatches.labels(*labels)
-        self._levels_bid = metrics.book_levels.labels(*labels, "bid")
-        self._levels_ask = metrics.book_levels.labels(*labels, "ask")
-
-    def levels(self, bids: int, asks: int) -> None:
-        self._levels_bid.set(bids)
-        self._levels_ask.set(asks)
 
 
 def feeds_for(config: CoinbaseConfig, context: FeedContext) -> list[CoinbaseFeed]:

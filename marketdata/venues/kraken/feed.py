@@ -51,6 +51,7 @@ from marketdata.venues.kraken.wire import (
     Trades,
     parse,
 )
+from marketdata.venues.symbol_metrics import SymbolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class KrakenFeed:
             for channel in ("book", "trade"):
                 self._subs[(channel, symbol)] = Subscription(channel, symbol, name, backoff())
         self._resync_backoff = {s: backoff() for s in symbols}
-        self._metrics_of = {s: _SymbolMetrics(metrics, s) for s in symbols}
+        self._metrics_of = {s: SymbolMetrics(metrics, NAME, s) for s in symbols}
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._trades_accepted = metrics.trades_processed.labels()
@@ -445,27 +446,6 @@ class KrakenFeed:
     def _next_id(self) -> int:
         self._req_id += 1
         return self._req_id
-
-
-class _SymbolMetrics:
-    __slots__ = (
-        "_levels_ask", "_levels_bid", "checksum_mismatches", "dropped", "resyncs", "synced",
-        "updates",
-    )  # fmt: skip
-
-    def __init__(self, metrics: Any, symbol: str) -> None:
-        labels = (NAME, symbol)
-        self.updates = metrics.orderbook_updates.labels(*labels)
-        self.dropped = metrics.diffs_dropped.labels(*labels)
-        self.resyncs = metrics.resyncs.labels(*labels)
-        self.checksum_mismatches = metrics.checksum_mismatches.labels(*labels)
-        self.synced = metrics.book_synced.labels(*labels)
-        self._levels_bid = metrics.book_levels.labels(*labels, "bid")
-        self._levels_ask = metrics.book_levels.labels(*labels, "ask")
-
-    def levels(self, bids: int, asks: int) -> None:
-        self._levels_bid.set(bids)
-        self._levels_ask.set(asks)
 
 
 def feeds_for(config: KrakenConfig, context: FeedContext) -> list[KrakenFeed]:

@@ -45,7 +45,6 @@ from marketdata.venues.okx.config import OkxConfig
 from marketdata.venues.okx.link import Link
 from marketdata.venues.okx.snapshots import SnapshotFetcher, okx_gate
 from marketdata.venues.okx.subscriptions import Subscription
-from marketdata.venues.okx.symbol_metrics import SymbolMetrics
 from marketdata.venues.okx.trades import TradeGate
 from marketdata.venues.okx.wire import (
     NAME,
@@ -58,6 +57,7 @@ from marketdata.venues.okx.wire import (
     parse,
 )
 from marketdata.venues.okx.wire import Reply as SubscribeReply
+from marketdata.venues.symbol_metrics import SymbolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class OkxFeed:
         )  # fmt: skip
         self._publisher = context.publisher
         self._metrics = metrics = context.metrics
-        self._metrics_of = {s: SymbolMetrics(metrics, s) for s in self.symbols}
+        self._metrics_of = {s: SymbolMetrics(metrics, NAME, s) for s in self.symbols}
         self._trades = TradeGate()
         self._skip_log = SkipLog()
         self._wake = asyncio.Event()
@@ -345,7 +345,7 @@ class OkxFeed:
         elif outcome is Outcome.GAP:
             metrics.gaps.inc()
         else:
-            self._metrics.book_limits_exceeded.labels(NAME, inst, "levels").inc()
+            metrics.too_many_levels.inc()
         metrics.resyncs.inc()
         mode = "fetching a REST snapshot" if self.snapshots is not None else "resubscribing"
         log.warning("%s: %s book out of sync (%s); %s", link.connection.name, inst,
