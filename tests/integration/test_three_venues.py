@@ -152,10 +152,10 @@ async def test_three_venues_run_together_from_one_config(redis_server, three_ven
 
 
 # One fault per venue: Binance venues by their id chains, Kraken by its checksums.
-FAULTS = {
-    "binance_futures": Scenario(gap_every=30),
-    "binance_spot": Scenario(gap_every=30),
-    "kraken": Scenario(checksum_corrupt_every=30),
+FAULTS = {  # fresh for each test: a run turns its scenario off to settle
+    "binance_futures": lambda: Scenario(gap_every=30),
+    "binance_spot": lambda: Scenario(gap_every=30),
+    "kraken": lambda: Scenario(checksum_corrupt_every=30),
 }
 
 
@@ -163,7 +163,7 @@ FAULTS = {
 async def test_a_fault_on_one_venue_resyncs_that_venues_symbols_only(
     faulty: str, redis_server: Any, three_venues: Any
 ) -> None:
-    run = await three_venues({faulty: FAULTS[faulty]})
+    run = await three_venues({faulty: FAULTS[faulty]()})
     service = await run.start(redis_server.url)
     await run.collector.collect_until(lambda c: False, timeout_s=4.0)
     assert await run.settle(), "books did not reach the simulator's final state"
