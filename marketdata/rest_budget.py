@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from marketdata.outage import Outage
@@ -193,8 +195,9 @@ class RestBudgets:
     def connect(cls, redis_url: str, ip_label: str) -> RestBudgets:
         """Nothing is sent until a budget is asked; a URL redis-py refuses raises ValueError."""
         client = aioredis.from_url(
-            redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
-        )
+            redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 1),  # a stale connection once; never a backoff's wait
+        )  # fmt: skip
         return cls(client, ip_label)
 
     def for_venue(self, venue: str) -> SharedBudget:
