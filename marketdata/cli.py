@@ -152,6 +152,7 @@ def _scale_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--health-host", help=argparse.SUPPRESS)
     run.add_argument("--health-port", type=int, help=argparse.SUPPRESS)
     run.add_argument("--spill-path", help=argparse.SUPPRESS)
+    run.add_argument("--shared-rest-budget", action="store_true", help=argparse.SUPPRESS)
 
 
 def _workers(text: str) -> int:
@@ -231,6 +232,9 @@ def _worker_overrides(config: Config, args: argparse.Namespace) -> Config:
     if args.spill_path is not None:
         spool = dataclasses.replace(config.spool, spill_path=args.spill_path)
         config = dataclasses.replace(config, spool=spool)
+    if args.shared_rest_budget and not config.rest_budget.shared:
+        budget = dataclasses.replace(config.rest_budget, shared=True)
+        config = dataclasses.replace(config, rest_budget=budget)
     return config
 
 
@@ -244,7 +248,9 @@ def _supervise(config: Config, args: argparse.Namespace) -> int:
         argv = [sys.executable, "-m", "marketdata.cli", "run", "--config", args.config,
                 "--shard", f"{index}/{args.workers}", "--health-host", "127.0.0.1",
                 "--health-port", str(port),
-                "--spill-path", f"{config.spool.spill_path}.worker-{index}"]  # fmt: skip
+                "--spill-path", f"{config.spool.spill_path}.worker-{index}",
+                # Workers on one host share its IP, so its REST limits: one budget.
+                "--shared-rest-budget"]  # fmt: skip
         if args.log_format:
             argv += ["--log-format", args.log_format]
         if args.log_level:

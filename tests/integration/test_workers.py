@@ -179,6 +179,10 @@ async def test_two_workers_split_the_symbols_behind_one_endpoint_and_stop_cleanl
         one = next(s for s, k in OWNER.items() if k == 1)
         status, book = await run.get_json(f"/books/{one}")
         assert (status, book["symbol"]) == (200, one)
+        # Both workers fetched snapshots through one REST budget in Redis (one host, one IP).
+        used = await redis_client.hget("rest_budget:binance_futures:default", "used")
+        assert used is not None
+        assert int(used) > 0, used  # (the minute may have turned since the snapshots)
     finally:
         code = await run.stop()
         await arrivals.close()
