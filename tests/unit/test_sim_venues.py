@@ -10,12 +10,12 @@ import pytest
 from aiohttp import web
 
 from marketdata.events import DepthDiff
-from marketdata.exchanges import BinanceSpot
 from marketdata.sim.app import VenueError, create_sim_app
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import GeneratedSource, Source
 from marketdata.sim.venues import VenueArgsError, describe_venues, sources
+from marketdata.venues.binance import BinanceSpot
 from tests.helpers import free_port
 
 Serve = Callable[..., Awaitable[str]]

@@ -38,12 +38,12 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.coinbase.book_state import CoinbaseBook, Outcome
 from marketdata.venues.coinbase.config import CoinbaseConfig
 from marketdata.venues.coinbase.sequence import Gap, SequenceCheck

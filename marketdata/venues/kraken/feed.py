@@ -32,12 +32,12 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.kraken.book_state import KrakenBook, Outcome
 from marketdata.venues.kraken.config import KrakenConfig
 from marketdata.venues.kraken.trades import TradeGate

@@ -34,12 +34,12 @@ import orjson
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy
 from marketdata.rest_gate import RestGate
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.okx.book_state import OkxBook, Outcome, SnapshotOutcome
 from marketdata.venues.okx.config import OkxConfig
 from marketdata.venues.okx.link import Link
