@@ -50,7 +50,11 @@ SUBSCRIBE_WITHIN_S = web.AppKey("coinbase_subscribe_within_s", float)
 QUEUE_LIMIT = 100_000  # frames; a client this far behind is cut off, as a slow one would be
 HEARTBEATS = "heartbeats"
 CHANNELS = (*PRODUCT_CHANNELS, HEARTBEATS)
-MALFORMED = (b'{"channel":"l2_data","timestamp":"x","sequence_num":', b"\xff\xfe x", b"[]")
+MALFORMED = (  # valid UTF-8 (else the client's WebSocket fails): its parser must refuse them
+    b'{"channel":"l2_data","timestamp":"x","sequence_num":',
+    b'{"channel":"l2_data","sequence_num":"7","events":[]}',
+    b"[]",
+)
 
 Queued = tuple[str, Event] | bytes  # (channel, event) to number and wrap; or an error frame
 
