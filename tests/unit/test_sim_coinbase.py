@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import orjson
@@ -186,7 +185,8 @@ async def test_every_frame_applies_cleanly_with_no_faults(connect):
     await _drain_after_pause(client, books, source)
     assert books.gaps == 0
     assert set(books.outcomes) == {Outcome.APPLIED}
-    assert books.verdicts and set(books.verdicts) == {Verdict.MATCH}  # tickers agree
+    assert len(books.verdicts) > 10
+    assert set(books.verdicts) == {Verdict.MATCH}  # the tickers agree with the book
     assert books.mismatches.value == 0
     assert {"l2_data", "market_trades", "ticker", "heartbeats"} <= set(books.kinds)
     for product in PRODUCTS:
@@ -194,11 +194,12 @@ async def test_every_frame_applies_cleanly_with_no_faults(connect):
         book = books.books[product].book
         bids, asks = book.level_counts()
         assert (bids, asks) == (len(market.bids), len(market.asks))  # the whole book
-        top = book.best_levels()
-        best_bid, best_ask = market.top(1)
-        assert top[0] is not None and top[1] is not None
-        assert (top[0][0], top[1][0]) == (float(best_bid[0][0]), float(best_ask[0][0]))
-        assert (top[0][1], top[1][1]) == (float(best_bid[0][1]), float(best_ask[0][1]))
+        bid, ask = book.best_levels()
+        (sim_bid,), (sim_ask,) = market.top(1)
+        assert bid is not None
+        assert ask is not None
+        assert (bid[0], bid[1]) == (float(sim_bid[0]), float(sim_bid[1]))
+        assert (ask[0], ask[1]) == (float(sim_ask[0]), float(sim_ask[1]))
         # Trades: the snapshot's and every one since, in order, none missing.
         ids = books.trades[product]
         assert ids == list(range(ids[0], market.trade_id + 1))
