@@ -254,15 +254,16 @@ async def test_a_snapshot_over_4_mib_is_taken_whole(redis_server, coinbase_run):
     status, body = await run.ready(timeout_s=20.0)
     assert status == 200, body
     market = run.source.markets["BTC-USD"]
-    event = coinbase_frames.book("snapshot", "BTC-USD", run.source.products["BTC-USD"],
-                                 coinbase_frames.whole_book(market), "2026-11-22T00:00:00Z")  # fmt: skip
+    levels = coinbase_frames.whole_book(market)
+    shape = run.source.products["BTC-USD"]
+    event = coinbase_frames.book("snapshot", "BTC-USD", shape, levels, "2026-11-22T00:00:00Z")
     assert len(coinbase_frames.envelope("l2_data", 0, [event])) > 4 * 1024 * 1024
     assert await run.settle()
     service.update_gauges()  # as a /metrics scrape does
     labels = {"exchange": "coinbase", "symbol": "BTC-USD", "side": "bid"}
-    levels = service.metrics.registry.get_sample_value("book_levels", labels)
-    assert levels is not None
-    assert levels > 24_000  # the whole book, far beyond the top
+    held = service.metrics.registry.get_sample_value("book_levels", labels)
+    assert held is not None
+    assert held > 24_000  # the whole book, far beyond the top
 
 
 async def test_coinbase_trades_reach_postgres_once_each(
