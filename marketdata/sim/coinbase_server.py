@@ -21,8 +21,10 @@ as Coinbase) is closed.
 Faults (sim/scenarios.py): gap/duplicate/reorder act on every sequenced frame of a
 connection (the client must resync every product on it), only on connections carrying one
 of `fault_symbols` if that is set, which also limits disconnect_every; reject_symbols and
-reject_subscribes answer with Coinbase's error frame; malformed, oversize and silences as
-elsewhere (a silence is per product, as on Kraken). Generated markets only.
+reject_subscribes answer with Coinbase's error frame; malformed frames are valid UTF-8 the
+parser refuses; an oversize frame (5 MiB) is within the client's 32 MiB limit, so it is
+read and skipped, not a disconnect; a silence is per product, as on Kraken. Generated
+markets only.
 """
 
 from __future__ import annotations

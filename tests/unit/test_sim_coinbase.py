@@ -391,3 +391,24 @@ async def test_a_silenced_product_catches_up_in_one_update(connect):
     book = books.books["BTC-USD"].book
     assert book.level_counts() == (len(market.bids), len(market.asks))
     assert books.trades["BTC-USD"][-1] == market.trade_id
+
+
+async def test_an_oversize_frame_is_within_the_clients_limit_and_skipped(connect):
+    """oversize_every sends 5 MiB: over 4 MiB, under Coinbase's 32 MiB client limit, so the
+    frame is read, refused by the parser (no sequence_num) and the count carries on."""
+    source = CoinbaseSource(200, seed=16, symbols=PRODUCTS)
+    client = await connect(source, Scenario(oversize_every=15))
+    await client.subscribe_all(list(PRODUCTS))
+    sequences, oversize = [], 0
+    while len(sequences) < 30:
+        raw = await client.raw()
+        try:
+            frame = parse(raw, 0.0)
+        except MalformedMessage as e:
+            assert len(raw) > 5 * 1024 * 1024
+            assert e.reason == "missing_field"
+            oversize += 1
+            continue
+        sequences.append(frame.sequence)
+    assert oversize >= 1
+    assert sequences == list(range(30))
