@@ -38,8 +38,8 @@ def create_sim_app(
     heartbeat_s: float = 1.0,
 ) -> web.Application:
     """`venues`: venue name -> its source (a KrakenSource for "kraken", a CoinbaseSource
-    for "coinbase"). `scenario`: one
-    for every venue (shared counts and log), or one per venue name (none: no faults)."""
+    for "coinbase"). `scenario`: one for every venue (shared counts and log), or one per
+    venue name (none: no faults)."""
     app = web.Application()
     for venue, source in venues.items():
         faults = scenario.get(venue) if isinstance(scenario, Mapping) else scenario
