@@ -56,17 +56,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser(
         "sim",
-        help="run the local exchange simulator (Binance futures/spot, Kraken)",
+        help="run the local exchange simulator (Binance futures/spot, Kraken, Coinbase)",
         description="A local exchange on one port, in each venue's wire format: "
         "binance_futures at /fapi/v1/... and /public|market/stream, binance_spot at "
-        "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2.",
+        "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2, coinbase "
+        "(Advanced Trade market data) at /coinbase.",
         formatter_class=_DefaultsShown,
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
     sim.add_argument(
         "--venues", metavar="A,B", default="binance_futures",
-        help="venues to serve: binance_futures, binance_spot, kraken",
+        help="venues to serve: binance_futures, binance_spot, kraken, coinbase",
     )  # fmt: skip
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
     sim.add_argument("--seed", type=int, help="fix the generated markets (default: random)")
@@ -107,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
     faults.add_argument("--reject-symbols", metavar="A,B",
                         help="Kraken: refuse subscribing these symbols (e.g. ETH/USD)")  # fmt: skip
+    faults.add_argument("--fault-symbols", metavar="A,B",
+                        help="Coinbase: gap, duplicate, reorder (on every frame) and disconnect "
+                        "only on connections carrying these products (e.g. BTC-USD)")  # fmt: skip
     faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
                         help="answer Binance snapshot requests with this status")  # fmt: skip
     faults.add_argument(
@@ -371,6 +375,8 @@ def _scenario(args: argparse.Namespace) -> Any:
         given["reject_symbols"] = frozenset(
             s.strip().upper() for s in args.reject_symbols.split(",")
         )
+    if args.fault_symbols:
+        given["fault_symbols"] = frozenset(s.strip().upper() for s in args.fault_symbols.split(","))
     return Scenario(**given)
 
 

@@ -3,6 +3,7 @@
 binance_futures  /fapi/v1/..., /public|market/stream, /public|market/ws/<stream>
 binance_spot     /api/v3/..., /stream
 kraken           /kraken/v2
+coinbase         /coinbase (Advanced Trade market data)
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from marketdata.sim import kraken_server, server, spot_server
+from marketdata.sim import coinbase_server, kraken_server, server, spot_server
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import Source
 
-VENUES = ("binance_futures", "binance_spot", "kraken")
+VENUES = ("binance_futures", "binance_spot", "kraken", "coinbase")
 PATHS = {
     "binance_futures": server.PATHS,
     "binance_spot": spot_server.PATHS,
     "kraken": kraken_server.PATHS,
+    "coinbase": coinbase_server.PATHS,
 }
 
 
@@ -29,17 +32,26 @@ class VenueError(ValueError):
 
 
 def create_sim_app(
-    venues: Mapping[str, Source | KrakenSource],
+    venues: Mapping[str, Source | KrakenSource | CoinbaseSource],
     scenario: Scenario | Mapping[str, Scenario] | None = None,
     ping_interval_s: float = 180.0,
     heartbeat_s: float = 1.0,
 ) -> web.Application:
-    """`venues`: venue name -> its source (a KrakenSource for "kraken"). `scenario`: one
-    for every venue (shared counts and log), or one per venue name (none: no faults)."""
+    """`venues`: venue name -> its source (a KrakenSource for "kraken", a CoinbaseSource
+    for "coinbase"). `scenario`: one for every venue (shared counts and log), or one per
+    venue name (none: no faults)."""
     app = web.Application()
     for venue, source in venues.items():
         faults = scenario.get(venue) if isinstance(scenario, Mapping) else scenario
-        if venue == "kraken":
+        if venue == "coinbase":
+            if not isinstance(source, CoinbaseSource):
+                raise VenueError(
+                    f"venue coinbase needs a CoinbaseSource, not {type(source).__name__}"
+                )
+            coinbase_server.create_coinbase_routes(app, source, faults, heartbeat_s)
+        elif isinstance(source, CoinbaseSource):
+            raise VenueError(f"venue {venue} cannot serve a CoinbaseSource")
+        elif venue == "kraken":
             if not isinstance(source, KrakenSource):
                 raise VenueError(f"venue kraken needs a KrakenSource, not {type(source).__name__}")
             kraken_server.create_kraken_routes(app, source, faults, heartbeat_s)

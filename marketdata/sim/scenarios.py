@@ -37,6 +37,10 @@ class Scenario:
     checksum_corrupt_every: int = 0  # Kraken: every N-th book update has a wrong checksum
     reject_symbols: frozenset[str] = frozenset()  # Kraken: subscribing these fails
     reject_subscribes: int = 0  # Kraken: the first N subscribe requests of a connection fail
+    # Coinbase: gap/duplicate/reorder act on every frame of a connection (its sequence_num
+    # counts them all), and with disconnect_every only on connections carrying one of these
+    # products (empty: every connection); reject_* answer with Coinbase's error frame.
+    fault_symbols: frozenset[str] = frozenset()
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
 
     def refuses_snapshot(self, now: float, symbol: str) -> bool:

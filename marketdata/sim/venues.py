@@ -1,6 +1,6 @@
 """The venues `marketdata sim` serves, built from its command line.
 
---venues binance_futures,binance_spot,kraken
+--venues binance_futures,binance_spot,kraken,coinbase
 --symbols BTCUSDT,ETHUSDT                 (no VENUE=: the futures venue)
 --symbols kraken=BTC/USD,ETH/USD          (repeatable, one per venue)
 --replay binance_spot=spot.jsonl          (a capture instead of generated markets)
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from marketdata.sim.app import PATHS, VENUES
 from marketdata.sim.capture import load_capture
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
 
@@ -29,7 +30,7 @@ def sources(
     rate: float,
     seed: int | None,
     speed: float = 1.0,
-) -> dict[str, Source | KrakenSource]:
+) -> dict[str, Source | KrakenSource | CoinbaseSource]:
     """venue -> its source. Generated sources start their markets on first use."""
     served = [v.strip() for v in venues.split(",") if v.strip()]
     unknown = [v for v in served if v not in VENUES]
@@ -37,13 +38,16 @@ def sources(
         raise VenueArgsError(f"--venues: unknown {unknown or venues!r}; known: {', '.join(VENUES)}")
     listed = _per_venue("--symbols", symbols, served)
     captures = _per_venue("--replay", replays, served)
-    if "kraken" in captures:
-        raise VenueArgsError("--replay: the kraken venue serves generated markets only")
-    out: dict[str, Source | KrakenSource] = {}
+    for generated in ("kraken", "coinbase"):
+        if generated in captures:
+            raise VenueArgsError(f"--replay: the {generated} venue serves generated markets only")
+    out: dict[str, Source | KrakenSource | CoinbaseSource] = {}
     for venue in served:
         names = [s.strip() for s in listed.get(venue, "").split(",") if s.strip()] or None
         if venue == "kraken":
             out[venue] = KrakenSource(rate, seed, names)
+        elif venue == "coinbase":
+            out[venue] = CoinbaseSource(rate, seed, names)
         elif venue in captures:
             out[venue] = ReplaySource(load_capture(captures[venue]), speed)
         else:
@@ -63,11 +67,11 @@ def _per_venue(flag: str, values: Sequence[str], served: list[str]) -> dict[str,
     return out
 
 
-def describe_venues(venues: Mapping[str, Source | KrakenSource]) -> str:
+def describe_venues(venues: Mapping[str, Source | KrakenSource | CoinbaseSource]) -> str:
     """One line: each venue with its paths and where its data comes from."""
     parts = []
     for venue, source in venues.items():
-        if isinstance(source, GeneratedSource | KrakenSource):
+        if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
             what = f"generated, {source.rate:g} events/s per symbol"
         else:
             what = "replayed"
@@ -75,7 +79,7 @@ def describe_venues(venues: Mapping[str, Source | KrakenSource]) -> str:
     return "; ".join(parts)
 
 
-async def close_sources(venues: Mapping[str, Source | KrakenSource]) -> None:
+async def close_sources(venues: Mapping[str, Source | KrakenSource | CoinbaseSource]) -> None:
     for source in venues.values():
-        if isinstance(source, GeneratedSource | KrakenSource):
+        if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
             await source.close()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from marketdata.events import DepthDiff
 from marketdata.sim.app import VenueError, create_sim_app
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import GeneratedSource, Source
@@ -25,10 +26,11 @@ Serve = Callable[..., Awaitable[str]]
 async def serve() -> AsyncIterator[Serve]:
     """Serves create_sim_app(venues, scenario) on a free port; its base URL (http)."""
     runners: list[web.AppRunner] = []
-    started: list[Mapping[str, Source | KrakenSource]] = []
+    started: list[Mapping[str, Source | KrakenSource | CoinbaseSource]] = []
 
     async def start(
-        venues: Mapping[str, Source | KrakenSource], scenario: Scenario | None = None
+        venues: Mapping[str, Source | KrakenSource | CoinbaseSource],
+        scenario: Scenario | None = None,
     ) -> str:
         runner = web.AppRunner(create_sim_app(venues, scenario), access_log=None)
         await runner.setup()
@@ -41,7 +43,7 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for venues in started:
         for source in venues.values():
-            if isinstance(source, GeneratedSource | KrakenSource):
+            if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
                 await source.close()
     for runner in runners:
         await runner.cleanup()
@@ -165,3 +167,36 @@ def test_the_command_line_names_venues_and_their_symbols():
 def test_the_command_line_refuses_what_it_cannot_serve(venues, symbols, replays, error):
     with pytest.raises(VenueArgsError, match=error):
         sources(venues, symbols, replays, 1.0, None)
+
+
+async def test_coinbase_is_served_at_its_own_path_beside_kraken(serve):
+    host = await serve({
+        "kraken": KrakenSource(50.0, 1, ["BTC/USD"]),
+        "coinbase": CoinbaseSource(50.0, 1, ["BTC-USD"]),
+    })  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"ws://{host}/coinbase") as ws:
+            await ws.send_str('{"type":"subscribe","product_ids":[],"channel":"heartbeats"}')
+            listing = orjson.loads((await ws.receive(timeout=5)).data)
+            assert (listing["channel"], listing["sequence_num"]) == ("subscriptions", 0)
+            assert listing["events"] == [{"subscriptions": {"heartbeats": ["heartbeats"]}}]
+        async with session.ws_connect(f"ws://{host}/kraken/v2") as ws:
+            status = orjson.loads((await ws.receive(timeout=5)).data)
+            assert status["channel"] == "status"
+
+
+def test_coinbase_needs_a_coinbase_source():
+    with pytest.raises(VenueError, match="coinbase needs a CoinbaseSource"):
+        create_sim_app({"coinbase": KrakenSource(1.0)})
+    with pytest.raises(VenueError, match="kraken cannot serve a CoinbaseSource"):
+        create_sim_app({"kraken": CoinbaseSource(1.0)})
+
+
+def test_the_command_line_serves_coinbase_products():
+    venues = sources("coinbase", ["coinbase=BTC-USD,SOL-USD"], [], 5.0, 1)
+    coinbase = venues["coinbase"]
+    assert isinstance(coinbase, CoinbaseSource)
+    assert coinbase.listed() == ["BTC-USD", "SOL-USD"]
+    assert "coinbase [/coinbase]" in describe_venues(venues)
+    with pytest.raises(VenueArgsError, match="coinbase venue serves generated markets only"):
+        sources("coinbase", [], ["coinbase=x.jsonl"], 1.0, None)
