@@ -11,10 +11,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.coinbase_server import create_coinbase_app
 from marketdata.sim.scenarios import Scenario
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.coinbase import CoinbaseBook, Outcome, SequenceCheck, TopCheck, Verdict
 from marketdata.venues.coinbase.wire import (
     BookEvent,
