@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from marketdata.exchange_config import ExchangeConfig
 from marketdata.exchanges.binance_config import BinanceFuturesConfig, BinanceSpotConfig
+from marketdata.venues.bybit.config import BybitConfig
 from marketdata.venues.kraken.config import KrakenConfig
 
 VENUE_CONFIGS: dict[str, type[ExchangeConfig]] = {
     "binance_futures": BinanceFuturesConfig,
     "binance_spot": BinanceSpotConfig,
+    "bybit": BybitConfig,
     "kraken": KrakenConfig,
 }

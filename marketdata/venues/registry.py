@@ -6,10 +6,12 @@ from marketdata.exchanges.binance_futures import BinanceFutures
 from marketdata.exchanges.binance_spot import BinanceSpot
 from marketdata.exchanges.binance_venue import BinanceVenue
 from marketdata.venue import Venue
+from marketdata.venues.bybit.venue import BybitVenue
 from marketdata.venues.kraken.venue import KrakenVenue
 
 VENUES: dict[str, Venue] = {
     "binance_futures": BinanceVenue("binance_futures", BinanceFutures),
     "binance_spot": BinanceVenue("binance_spot", BinanceSpot),
+    "bybit": BybitVenue(),
     "kraken": KrakenVenue(),
 }
