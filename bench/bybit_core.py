@@ -4,7 +4,8 @@ The frames are the recorded Bybit v5 linear capture (tests/fixtures): its `order
 and `publicTrade` frames and the subscribe replies (1,717 frames: 4 snapshots of 200
 levels a side, 1,594 deltas, 102 trade frames of 327 trades, 17 replies), looped; each
 loop starts again from the snapshots, which replace the books, so every delta chains.
-Not wired into `python -m bench`: `python -m bench.bybit_core` prints its figure.
+Not wired into `python -m bench`: `python -m bench.bybit_core` prints its figure, and the
+cryptofeed peer's (bench/bybit_peer.py) on the same frames, alternated.
 """
 
 from __future__ import annotations
@@ -57,16 +58,31 @@ def parse_apply(frames: list[bytes]) -> tuple[float, Tops]:
 
 
 def main() -> None:
+    from bench import bybit_peer
+
     parser = argparse.ArgumentParser(prog="python -m bench.bybit_core")
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     ours_frames = looped(frames(), args.messages)
-    ours = [parse_apply(ours_frames)[0] for _ in range(args.runs)]
+    with_peer = bybit_peer.available()
+    ours, theirs = [], []
+    for _ in range(args.runs):  # alternate so drift hits both alike
+        rate, tops = parse_apply(ours_frames)
+        ours.append(rate)
+        if with_peer:
+            theirs.append(bybit_peer.cryptofeed_parse_apply(ours_frames, tops))
     print(f"{len(ours_frames):,} Bybit frames (v5 linear capture looped), {args.runs} runs")
     print(f"{'case':<40} {'median msgs/s':>14} {'min':>10} {'max':>10}")
-    print(f"{'bybit core: v5 parse+apply':<40} {statistics.median(ours):>14,.0f} "
-          f"{min(ours):>10,.0f} {max(ours):>10,.0f}")  # fmt: skip
+    rows = [("bybit core: v5 parse+apply+checks", ours)]
+    if with_peer:
+        rows.append((f"peer: {bybit_peer.PIN} Bybit (v5)", theirs))
+    for name, values in rows:
+        print(f"{name:<40} {statistics.median(values):>14,.0f} {min(values):>10,.0f} "
+              f"{max(values):>10,.0f}")  # fmt: skip
+    if with_peer:
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        print(f"bybit core: {ratio:.2f}x cryptofeed")
 
 
 if __name__ == "__main__":

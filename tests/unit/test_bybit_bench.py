@@ -26,3 +26,15 @@ def test_the_bench_fails_when_a_delta_is_missing() -> None:
     )  # fmt: skip
     with pytest.raises(RuntimeError, match="the chain broke"):
         bybit_core.parse_apply(frames[:first_delta] + frames[first_delta + 1 :])
+
+
+def test_cryptofeed_peer_ends_with_our_books() -> None:
+    pytest.importorskip("cryptofeed")
+    from bench import bybit_peer
+
+    frames = bybit_core.looped(bybit_core.frames(), 2000)
+    _, tops = bybit_core.parse_apply(frames)
+    assert bybit_peer.cryptofeed_parse_apply(frames, tops) > 0
+    wrong = {symbol: (bids[1:], asks) for symbol, (bids, asks) in tops.items()}
+    with pytest.raises(RuntimeError, match="differ from ours"):
+        bybit_peer.cryptofeed_parse_apply(frames, wrong)
