@@ -66,3 +66,22 @@ def test_a_reply_names_only_whole_topics() -> None:
     }
     assert named_topics("error:handler not found", topics) == set()
     assert named_topics("Params Error", topics) == set()
+
+
+async def test_the_venue_builds_one_feed_per_group_of_symbols() -> None:
+    from marketdata.config import ReconnectConfig
+    from marketdata.metrics import Metrics
+    from marketdata.venue import FeedContext
+    from marketdata.venues.catalog import VENUE_CONFIGS
+    from marketdata.venues.registry import VENUES
+
+    assert VENUE_CONFIGS["bybit"] is BybitConfig
+    venue = VENUES["bybit"]
+    config = BybitConfig(symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"), symbols_per_connection=2)
+    context = FeedContext(None, None, ReconnectConfig(), Metrics(), 30.0)  # type: ignore[arg-type]
+    feeds = venue.build(config, context)
+    assert [feed.key for feed in feeds] == ["bybit:connection1", "bybit:SOLUSDT"]
+    assert [[s.symbol for s in feed.states] for feed in feeds] == [
+        ["BTCUSDT", "ETHUSDT"], ["SOLUSDT"],
+    ]  # fmt: skip
+    assert await venue.symbol_problems(None, config) == []  # type: ignore[arg-type]
