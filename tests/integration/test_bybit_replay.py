@@ -96,33 +96,43 @@ class Recorder:
 async def running(server: ReplayServer, recorder: Recorder) -> AsyncIterator[BybitFeed]:
     app = web.Application()
     app.router.add_get("/v5/public/linear", server.handle)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as session:
+            async with _feed(session, port, recorder) as feed:
+                yield feed
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def _feed(
+    session: aiohttp.ClientSession, port: int, recorder: Recorder
+) -> AsyncIterator[BybitFeed]:
     config = BybitConfig(
         symbols=SYMBOLS, ws_url=f"ws://127.0.0.1:{port}/v5/public/linear",
         symbols_per_connection=len(SYMBOLS), ping_interval_s=0.05,
     )  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        context = FeedContext(
-            recorder,  # type: ignore[arg-type]
-            session,
-            ReconnectConfig(initial_delay_s=0.2, max_delay_s=1.0),
-            Metrics(),
-            30.0,
-        )
-        (feed,) = feeds_for(config, context)
-        tasks = [asyncio.create_task(task) for task in feed.tasks()]
-        try:
-            yield feed
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await feed.close()
-            await runner.cleanup()
+    context = FeedContext(
+        recorder,  # type: ignore[arg-type]
+        session,
+        ReconnectConfig(initial_delay_s=0.2, max_delay_s=1.0),
+        Metrics(),
+        30.0,
+    )
+    (feed,) = feeds_for(config, context)
+    tasks = [asyncio.create_task(task) for task in feed.tasks()]
+    try:
+        yield feed
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await feed.close()
 
 
 def _frames(capture: Capture) -> list[bytes]:

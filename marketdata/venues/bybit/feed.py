@@ -41,12 +41,12 @@ from marketdata.venue import FeedContext
 from marketdata.venues.bybit.book_state import BybitBook, Outcome
 from marketdata.venues.bybit.config import BybitConfig
 from marketdata.venues.bybit.subscriptions import (
-    ALREADY_SUBSCRIBED,
     Subscription,
     SubState,
+    Verdict,
     batches,
     max_args,
-    named_topics,
+    verdicts,
 )
 from marketdata.venues.bybit.wire import NAME, BookMessage, Reply, Trades, parse
 
@@ -250,23 +250,15 @@ class BybitFeed:
         requested = self._requests.pop(reply.req_id, None)
         if requested is None:
             return  # not ours, or from before a reconnect
-        if reply.success:
-            for sub in requested:
-                if sub.state is SubState.SENT:
-                    sub.confirmed()
-            return
-        named = named_topics(reply.ret_msg, [sub.topic for sub in requested])
-        already = ALREADY_SUBSCRIBED in reply.ret_msg
-        for sub in requested:
-            if sub.state is not SubState.SENT:
-                continue
-            if named and sub.topic not in named:
-                sub.state, sub.retry_at, sub.alone = SubState.IDLE, 0.0, True  # unknown: ask
-            elif already:
+        cause = f"rejected: {reply.ret_msg or 'no reason given'}"
+        for sub, verdict in verdicts(requested, reply.success, reply.ret_msg):
+            if verdict is Verdict.CONFIRMED:
                 sub.confirmed()
+            elif verdict is Verdict.ASK_AGAIN:
+                sub.state, sub.retry_at, sub.alone = SubState.IDLE, 0.0, True
             else:
                 sub.alone = len(requested) > 1
-                self._failed(sub, "rejected", f"rejected: {reply.ret_msg or 'no reason given'}")
+                self._failed(sub, "rejected", cause)
         self._wake.set()
 
     def _failed(self, sub: Subscription, reason: str, cause: str) -> None:
@@ -319,8 +311,9 @@ class BybitFeed:
                     await self._send({"op": "ping", "req_id": self._next_id()})
                 wake_at = min(wake_at, next_ping)
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                async with asyncio.timeout(max(0.005, wake_at - now)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -33,6 +33,12 @@ class SubState(enum.Enum):
     CONFIRMED = "confirmed"
 
 
+class Verdict(enum.Enum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"  # retried with backoff, in a request of its own if it shared one
+    ASK_AGAIN = "ask_again"  # another topic of its request failed: its own fate is unknown
+
+
 class Subscription:
     """One topic (`orderbook.200.BTCUSDT`, `publicTrade.BTCUSDT`), kept subscribed."""
 
@@ -92,3 +98,22 @@ def named_topics(ret_msg: str, topics: Sequence[str]) -> set[str]:
     """The topics of a request that a reply's `ret_msg` names."""
     tokens = set(_TOKENS.findall(ret_msg))
     return {topic for topic in topics if topic in tokens}
+
+
+def verdicts(
+    requested: Sequence[Subscription], success: bool, ret_msg: str
+) -> list[tuple[Subscription, Verdict]]:
+    """What a reply to a subscribe request says of each of its topics still awaiting one.
+
+    A failure naming topics is about those alone ("already subscribed" confirms them); one
+    naming none is about the whole request. Bybit does not say whether the other topics of
+    a request with a named failure were subscribed: they are asked again.
+    """
+    waiting = [sub for sub in requested if sub.state is SubState.SENT]
+    if success:
+        return [(sub, Verdict.CONFIRMED) for sub in waiting]
+    named = named_topics(ret_msg, [sub.topic for sub in waiting])
+    failed = Verdict.CONFIRMED if ALREADY_SUBSCRIBED in ret_msg else Verdict.REJECTED
+    return [
+        (sub, Verdict.ASK_AGAIN if named and sub.topic not in named else failed) for sub in waiting
+    ]
