@@ -85,3 +85,26 @@ async def test_the_venue_builds_one_feed_per_group_of_symbols() -> None:
         ["BTCUSDT", "ETHUSDT"], ["SOLUSDT"],
     ]  # fmt: skip
     assert await venue.symbol_problems(None, config) == []  # type: ignore[arg-type]
+
+
+def test_reply_verdicts_per_topic() -> None:
+    from marketdata.backoff import Backoff
+    from marketdata.venues.bybit.subscriptions import Subscription, SubState, Verdict, verdicts
+
+    subs = [
+        Subscription(c, f"{c}.BTCUSDT", "BTCUSDT", "t", Backoff(1, 2))
+        for c in ("orderbook", "publicTrade", "tickers")
+    ]
+    for sub in subs[:2]:
+        sub.state = SubState.SENT  # the third had its answer already
+    ok, trade = subs[0], subs[1]
+    assert verdicts(subs, True, "") == [(ok, Verdict.CONFIRMED), (trade, Verdict.CONFIRMED)]
+    assert verdicts(subs, False, "Params Error") == [
+        (ok, Verdict.REJECTED), (trade, Verdict.REJECTED),
+    ]  # fmt: skip
+    assert verdicts(subs, False, "error:handler not found,topic:publicTrade.BTCUSDT") == [
+        (ok, Verdict.ASK_AGAIN), (trade, Verdict.REJECTED),
+    ]  # fmt: skip
+    assert verdicts(subs, False, "error:already subscribed,topic:publicTrade.BTCUSDT") == [
+        (ok, Verdict.ASK_AGAIN), (trade, Verdict.CONFIRMED),
+    ]  # fmt: skip
