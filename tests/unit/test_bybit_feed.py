@@ -290,3 +290,15 @@ async def test_the_feed_pings_every_interval() -> None:
     assert pings[0]["req_id"] != pings[1]["req_id"]
     h.frame(PONG)
     assert h.count("messages_error_total", reason="unknown_message") == 0
+
+
+async def test_a_book_past_the_level_limit_is_refused_and_resynced() -> None:
+    h = await subscribed(("BTCUSDT",))
+    bids = [[str(i), "1"] for i in range(1, 5002)]  # 5,001 levels: one past OrderBook's cap
+    h.frame(book_message("BTCUSDT", "snapshot", 5, bids, [["6000", "1"]]))
+    labels = {"exchange": "bybit", "symbol": "BTCUSDT", "limit": "levels_per_side"}
+    assert h.count("book_limits_exceeded_total", **labels) == 1
+    assert h.counts("resyncs_total") == {"BTCUSDT": 1.0}
+    assert h.counts("sequence_gaps_total") == {"BTCUSDT": 0.0}
+    sent = await h.tick(after_s=1.0)
+    assert [m["op"] for m in sent] == ["unsubscribe", "subscribe"]

@@ -224,7 +224,7 @@ class BybitFeed:
             what = f"book crossed after the {'snapshot' if message.snapshot else 'delta'} " \
                    f"u={message.update_id}"  # fmt: skip
         else:
-            self._metrics.book_limits_exceeded.labels(NAME, symbol, "levels").inc()
+            self._metrics.book_limits_exceeded.labels(NAME, symbol, "levels_per_side").inc()
             what = f"more than {book.book.max_levels} levels a side"
         metrics.resyncs.inc()
         metrics.synced.set(0)
