@@ -61,6 +61,7 @@ from marketdata.venues.coinbase.wire import (
     parse,
 )
 from marketdata.venues.symbol_metrics import SymbolMetrics
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -338,10 +339,7 @@ class CoinbaseFeed:
                 trouble.ok()
             except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
                 trouble.fail(e)
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.005, wake_at - now))
 
     async def _send_due(self, now: float) -> float:
         return await self.subscriber.send_due(now)

@@ -58,6 +58,7 @@ from marketdata.venues.okx.wire import (
 )
 from marketdata.venues.okx.wire import Reply as SubscribeReply
 from marketdata.venues.symbol_metrics import SymbolMetrics
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -406,10 +407,7 @@ class OkxFeed:
             now = time.monotonic()
             wake_at = min(now + 1.0, await self._send_due(now))
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.005, wake_at - now))
 
     async def _send_due(self, now: float) -> float:
         """Send what is due on each connection; when the next thing falls due."""
