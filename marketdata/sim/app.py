@@ -3,6 +3,7 @@
 binance_futures  /fapi/v1/..., /public|market/stream, /public|market/ws/<stream>
 binance_spot     /api/v3/..., /stream
 kraken           /kraken/v2
+okx              /okx/ws/v5/public, /api/v5/market/books
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from marketdata.sim import kraken_server, server, spot_server
+from marketdata.sim import kraken_server, okx_server, server, spot_server
 from marketdata.sim.kraken_market import KrakenSource
+from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import Source
 
-VENUES = ("binance_futures", "binance_spot", "kraken")
+VENUES = ("binance_futures", "binance_spot", "kraken", "okx")
 PATHS = {
     "binance_futures": server.PATHS,
     "binance_spot": spot_server.PATHS,
     "kraken": kraken_server.PATHS,
+    "okx": okx_server.PATHS,
 }
 
 
@@ -34,13 +37,18 @@ def create_sim_app(
     ping_interval_s: float = 180.0,
     heartbeat_s: float = 1.0,
 ) -> web.Application:
-    """`venues`: venue name -> its source (a KrakenSource for "kraken"). `scenario`: one
-    for every venue (shared counts and log), or one per venue name (none: no faults)."""
+    """`venues`: venue name -> its source (a KrakenSource for "kraken", an OkxSource for
+    "okx"). `scenario`: one for every venue (shared counts and log), or one per venue name
+    (none: no faults)."""
     app = web.Application()
     for venue, source in venues.items():
         faults = scenario.get(venue) if isinstance(scenario, Mapping) else scenario
-        if venue == "kraken":
-            if not isinstance(source, KrakenSource):
+        if venue == "okx":
+            if not isinstance(source, OkxSource):
+                raise VenueError(f"venue okx needs an OkxSource, not {type(source).__name__}")
+            okx_server.create_okx_routes(app, source, faults)
+        elif venue == "kraken":
+            if not isinstance(source, KrakenSource) or isinstance(source, OkxSource):
                 raise VenueError(f"venue kraken needs a KrakenSource, not {type(source).__name__}")
             kraken_server.create_kraken_routes(app, source, faults, heartbeat_s)
         elif isinstance(source, KrakenSource):

@@ -37,6 +37,10 @@ class Scenario:
     checksum_corrupt_every: int = 0  # Kraken: every N-th book update has a wrong checksum
     reject_symbols: frozenset[str] = frozenset()  # Kraken: subscribing these fails
     reject_subscribes: int = 0  # Kraken: the first N subscribe requests of a connection fail
+    # OKX: checksum_corrupt_every breaks a `books` update's checksum (its prevSeqId when
+    # checksums are off); reject_symbols / reject_subscribes answer error 60018.
+    upgrade_notice_after_s: float = 0.0  # OKX: send 64008 this long into each connection...
+    upgrade_close_s: float = 30.0  # ...and close it this long after the notice
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
 
     def refuses_snapshot(self, now: float, symbol: str) -> bool:

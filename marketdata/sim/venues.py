@@ -3,6 +3,7 @@
 --venues binance_futures,binance_spot,kraken
 --symbols BTCUSDT,ETHUSDT                 (no VENUE=: the futures venue)
 --symbols kraken=BTC/USD,ETH/USD          (repeatable, one per venue)
+--symbols okx=BTC-USDT,ETH-USDT
 --replay binance_spot=spot.jsonl          (a capture instead of generated markets)
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from marketdata.sim.app import PATHS, VENUES
 from marketdata.sim.capture import load_capture
 from marketdata.sim.kraken_market import KrakenSource
+from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
 
 DEFAULT_VENUE = "binance_futures"  # what a value without VENUE= is for
@@ -29,6 +31,7 @@ def sources(
     rate: float,
     seed: int | None,
     speed: float = 1.0,
+    okx_checksums: bool = True,
 ) -> dict[str, Source | KrakenSource]:
     """venue -> its source. Generated sources start their markets on first use."""
     served = [v.strip() for v in venues.split(",") if v.strip()]
@@ -37,12 +40,17 @@ def sources(
         raise VenueArgsError(f"--venues: unknown {unknown or venues!r}; known: {', '.join(VENUES)}")
     listed = _per_venue("--symbols", symbols, served)
     captures = _per_venue("--replay", replays, served)
-    if "kraken" in captures:
-        raise VenueArgsError("--replay: the kraken venue serves generated markets only")
+    for generated_only in ("kraken", "okx"):
+        if generated_only in captures:
+            raise VenueArgsError(
+                f"--replay: the {generated_only} venue serves generated markets only"
+            )
     out: dict[str, Source | KrakenSource] = {}
     for venue in served:
         names = [s.strip() for s in listed.get(venue, "").split(",") if s.strip()] or None
-        if venue == "kraken":
+        if venue == "okx":
+            out[venue] = OkxSource(rate, seed, names, checksums=okx_checksums)
+        elif venue == "kraken":
             out[venue] = KrakenSource(rate, seed, names)
         elif venue in captures:
             out[venue] = ReplaySource(load_capture(captures[venue]), speed)
