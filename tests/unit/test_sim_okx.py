@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from marketdata.exchanges.base import MalformedMessage
+from marketdata.sim.okx_book import BookView, top
 from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.okx_server import create_okx_app
 from marketdata.sim.scenarios import Scenario
@@ -99,8 +100,6 @@ async def _follow(client: Client, books: dict[str, OkxBook], count: int) -> list
 
 def _sim_levels(source: OkxSource, inst: str) -> tuple[list[Any], list[Any]]:
     market, shape = source.markets[inst], source.pairs[inst].shape
-    from marketdata.sim.okx_book import BookView, top
-
     texts = BookView(shape.price_dp, shape.qty_dp).texts
     return [texts(x) for x in top(market, "b", 400)], [texts(x) for x in top(market, "a", 400)]
 
@@ -127,7 +126,8 @@ async def test_every_message_applies_cleanly_and_the_books_match(serve):
                 if isinstance(event, Reply):
                     replies.append(event)
                 elif isinstance(event, BookMessage):
-                    assert event.seq_id is not None and event.prev_seq_id is not None
+                    assert event.seq_id is not None
+                    assert event.prev_seq_id is not None
                     assert event.checksum != 0
                     if event.snapshot:
                         assert event.prev_seq_id == -1
@@ -210,20 +210,26 @@ async def test_rejections_use_okx_error_shape(serve):
         client = await _connect(session, host)
         await client.send("subscribe", ("books", "BTC-USDT"))
         first = await client.until(lambda e: isinstance(e, ErrorReply | Reply))
-        assert isinstance(first, ErrorReply) and first.code == "60018" and first.conn_id
+        assert isinstance(first, ErrorReply)
+        assert first.code == "60018"
+        assert first.conn_id
         assert "BTC-USDT" not in first.msg
         await client.send("subscribe", ("books", "ETH-USDT"), ("trades", "BTC-USDT"))
         error = await client.until(lambda e: isinstance(e, ErrorReply))
-        assert isinstance(error, ErrorReply) and error.code == "60018"
+        assert isinstance(error, ErrorReply)
+        assert error.code == "60018"
         assert "instId:ETH-USDT" in error.msg
         ok = await client.until(lambda e: isinstance(e, Reply))
-        assert isinstance(ok, Reply) and (ok.channel, ok.inst_id) == ("trades", "BTC-USDT")
+        assert isinstance(ok, Reply)
+        assert (ok.channel, ok.inst_id) == ("trades", "BTC-USDT")
         await client.send("subscribe", ("books", "NOPE-USDT"))
         unknown = await client.until(lambda e: isinstance(e, ErrorReply))
-        assert isinstance(unknown, ErrorReply) and "NOPE-USDT" in unknown.msg
+        assert isinstance(unknown, ErrorReply)
+        assert "NOPE-USDT" in unknown.msg
         await client.ws.send_str("{not json")
         invalid = await client.until(lambda e: isinstance(e, ErrorReply))
-        assert isinstance(invalid, ErrorReply) and invalid.code == "60012"
+        assert isinstance(invalid, ErrorReply)
+        assert invalid.code == "60012"
 
 
 async def test_bbo_tbt_follows_the_best_levels(serve):
@@ -234,7 +240,8 @@ async def test_bbo_tbt_follows_the_best_levels(serve):
         seqs = []
         for _ in range(5):
             bbo = await client.until(lambda e: isinstance(e, Bbo))
-            assert isinstance(bbo, Bbo) and bbo.seq_id is not None
+            assert isinstance(bbo, Bbo)
+            assert bbo.seq_id is not None
             assert float(bbo.bid_price) < float(bbo.ask_price)
             seqs.append(bbo.seq_id)
     assert seqs == sorted(seqs)
@@ -246,7 +253,8 @@ async def test_the_upgrade_notice_comes_before_the_close(serve):
         client = await _connect(session, host)
         await client.send("subscribe", ("trades", "BTC-USDT"))
         notice = await client.until(lambda e: isinstance(e, Notice))
-        assert isinstance(notice, Notice) and notice.code == "64008"
+        assert isinstance(notice, Notice)
+        assert notice.code == "64008"
         loop = asyncio.get_running_loop()
         at = loop.time()
         while True:
@@ -267,11 +275,9 @@ async def test_rest_snapshot_bridges_onto_buffered_updates(serve):
         url = f"http://{host}/api/v5/market/books?instId=BTC-USDT&sz=400&source=0"
         async with session.get(url) as response:
             snapshot = parse_rest_book(await response.read(), "BTC-USDT", 0.0)
-        assert len(snapshot.bids) > 100 and len(snapshot.asks) > 100
-        outcome = book.on_snapshot(snapshot)
-        while outcome is SnapshotOutcome.TOO_OLD:  # never: the snapshot is the newest
-            pytest.fail("snapshot older than the buffered updates")
-        assert outcome is SnapshotOutcome.SYNCED
+        assert len(snapshot.bids) > 100
+        assert len(snapshot.asks) > 100
+        assert book.on_snapshot(snapshot) is SnapshotOutcome.SYNCED
         assert set(await _follow(client, {"BTC-USDT": book}, 20)) <= {
             Outcome.APPLIED, Outcome.DROPPED
         }  # fmt: skip
