@@ -121,8 +121,14 @@ async def test_every_message_applies_cleanly_and_the_books_match(serve):
         trades: dict[str, list[str]] = {i: [] for i in INSTS}
         applied = 0
         snapshots = set()
-        while applied < 300:
+        ponged = False
+        while not ponged:
+            if applied >= 300 and not source.paused:
+                source.paused = True
+                await asyncio.sleep(0.05)
+                await client.ws.send_str("ping")  # its pong comes after what was queued
             for event in await client.events():
+                ponged = ponged or isinstance(event, Pong)
                 if isinstance(event, Reply):
                     replies.append(event)
                 elif isinstance(event, BookMessage):
@@ -143,10 +149,6 @@ async def test_every_message_applies_cleanly_and_the_books_match(serve):
             ("subscribe", c, i) for i in INSTS for c in ("books", "trades")
         }
         assert all(r.conn_id for r in replies)
-        source.paused = True
-        await asyncio.sleep(0.05)
-        await client.ws.send_str("ping")
-        await client.until(lambda e: isinstance(e, Pong))  # whatever was queued came first
         for inst in INSTS:
             assert _book_levels(books[inst]) == _sim_levels(source, inst)
             ids = [int(t) for t in trades[inst]]
