@@ -96,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         ("oversize-every", "send a frame over 4 MiB every N frames"),
         ("malformed-every", "send a malformed frame every N frames"),
         ("silence-every", "with --silence-ms: go silent after every N frames (default 100)"),
-        ("checksum-corrupt-every", "Kraken: every N-th book update carries a wrong checksum"),
-        ("reject-subscribes", "Kraken: refuse the first N subscribe requests of each "
+        ("checksum-corrupt-every", "Kraken, OKX: every N-th book update carries a wrong "
+         "checksum (OKX with --okx-zero-checksums: a wrong prevSeqId)"),
+        ("reject-subscribes", "Kraken, OKX: refuse the first N subscribe requests of each "
          "connection (later ones succeed)"),
     ):  # fmt: skip
         faults.add_argument(f"--{flag}", type=int, metavar="N", help=text)
@@ -106,10 +107,14 @@ def _parser() -> argparse.ArgumentParser:
                         "(e.g. aggTrade; on Kraken channels, e.g. trade)")  # fmt: skip
     faults.add_argument("--silence-ms", type=int, metavar="MS", help="length of each silence")
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
-    faults.add_argument("--reject-symbols", metavar="A,B",
-                        help="Kraken: refuse subscribing these symbols (e.g. ETH/USD)")  # fmt: skip
-    faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
-                        help="answer Binance snapshot requests with this status")  # fmt: skip
+    faults.add_argument(
+        "--reject-symbols", metavar="A,B",
+        help="Kraken, OKX: refuse subscribing these symbols (e.g. ETH/USD)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--snapshot-status", type=int, choices=(429, 418, 500),
+        help="answer Binance (and OKX REST books) snapshot requests with this status",
+    )  # fmt: skip
     faults.add_argument(
         "--snapshot-failures", type=int, metavar="N", help="that many times (default: 1)"
     )

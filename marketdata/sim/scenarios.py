@@ -4,7 +4,8 @@ Each `*_every N` acts on every N-th frame of its kind on a connection; 0 turns i
 The frame faults work on any dialect (a `Wire` says which frames are book diffs and what
 a malformed one looks like); on Kraken a "diff" is a `book` update, whose checksum then
 fails on the client. The Kraken-only knobs (checksum, rejected subscriptions) are worked
-in by sim/kraken_server.py where it builds and answers.
+in by sim/kraken_server.py where it builds and answers; sim/okx_server.py does the same
+for OKX (where a diff is a `books` update, and the upgrade notice is its own).
 """
 
 from __future__ import annotations

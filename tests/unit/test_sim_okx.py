@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 
 from marketdata.exchanges.base import MalformedMessage
+from marketdata.sim.market import SimMarket
 from marketdata.sim.okx_book import BookView, top
-from marketdata.sim.okx_market import OkxSource
+from marketdata.sim.okx_market import OkxSource, instrument_for
 from marketdata.sim.okx_server import create_okx_app
 from marketdata.sim.scenarios import Scenario
 from marketdata.venues.okx.book_state import OkxBook, Outcome, SnapshotOutcome
@@ -319,3 +320,45 @@ async def test_connection_faults(serve, knob):
                 bad += 1
         assert knob != "disconnect_every"
         assert bad >= 2
+
+
+@pytest.mark.parametrize("depth", [5, 400])
+def test_the_view_sends_what_keeps_a_client_at_the_top_levels(depth):
+    """Applied to a client's book, every update leaves it equal to the market's top
+    `depth` levels, deletes for levels pushed out of range included (depth 5 takes the
+    path where the market holds more than the view)."""
+    market = SimMarket("BTC-USDT", 5, shape=instrument_for("BTC-USDT").shape)
+    view = BookView(market.price_dp, market.qty_dp, depth)
+    held = [dict(side) for side in view.snapshot(market)]
+    for step in range(300):
+        changed = market.step(step).changed
+        sent = view.catch_up(market) if step % 50 == 49 else view.update(market, changed)
+        for side, levels in zip(held, sent, strict=True):
+            for ticks, lots in levels:
+                if lots:
+                    side[ticks] = lots
+                else:
+                    assert side.pop(ticks, None) is not None  # a delete names a held level
+        assert sorted(held[0].items(), reverse=True) == top(market, "b", depth)
+        assert sorted(held[1].items()) == top(market, "a", depth)
+
+
+async def test_a_silence_resumes_with_one_update_that_chains(serve):
+    _, host = await serve(Scenario(silence_ms=150, silence_every=20), rate=200)
+    async with aiohttp.ClientSession() as session:
+        client = await _connect(session, host)
+        await client.send("subscribe", ("books", "BTC-USDT"))
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        pauses = 0
+        outcomes = []
+        book = OkxBook("BTC-USDT")
+        while len(outcomes) < 45:
+            for event in await client.events():
+                if isinstance(event, BookMessage):
+                    outcomes.append(book.on_message(event))
+                    now = loop.time()
+                    pauses += now - last > 0.1
+                    last = now
+    assert set(outcomes) == {Outcome.APPLIED}
+    assert pauses >= 2
