@@ -192,6 +192,25 @@ async def test_a_break_resyncs_only_its_instrument(
     assert disconnects == 0  # a resubscribe, not a reconnect
 
 
+async def test_cut_connections_reconnect_and_resync(redis_server, okx_run):
+    """Every 400th frame the simulator closes the connection: the service reconnects,
+    subscribes again and its books come back to the simulator's. OKX has no trade
+    history on the socket, so trades made while it was away are missing, never doubled."""
+    run = await okx_run(Scenario(disconnect_every=400), rate=60)
+    service = await run.start(redis_server.url, symbols_per_connection=3)
+    await run.collector.collect_until(lambda c: False, timeout_s=4.0)
+    assert await run.settle(), "books did not reach the simulator's final state"
+    disconnects = metric(service, "ws_disconnects_total", exchange="okx", symbol="BTC-USDT",
+                         stream="ws")  # fmt: skip
+    assert disconnects >= 2
+    for inst in INSTS:
+        ids = run.trade_ids(inst)
+        assert ids == sorted(set(ids)), inst  # in order, none twice
+        assert set(ids) <= set(run.made(inst))
+    status, body = await get_json(service, "/ready")
+    assert status == 200, body
+
+
 async def test_a_rejected_instrument_is_on_ready_and_the_others_run(redis_server, okx_run):
     run = await okx_run(Scenario(reject_symbols=frozenset({"ETH-USDT"})))
     service = await run.start(redis_server.url)
