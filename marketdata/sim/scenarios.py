@@ -4,7 +4,8 @@ Each `*_every N` acts on every N-th frame of its kind on a connection; 0 turns i
 The frame faults work on any dialect (a `Wire` says which frames are book diffs and what
 a malformed one looks like); on Kraken a "diff" is a `book` update, whose checksum then
 fails on the client. The Kraken-only knobs (checksum, rejected subscriptions) are worked
-in by sim/kraken_server.py where it builds and answers.
+in by sim/kraken_server.py where it builds and answers; sim/okx_server.py does the same
+for OKX (where a diff is a `books` update, and the upgrade notice is its own).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Scenario:
     # counts them all), and with disconnect_every only on connections carrying one of these
     # products (empty: every connection); reject_* answer with Coinbase's error frame.
     fault_symbols: frozenset[str] = frozenset()
+    # OKX: checksum_corrupt_every breaks a `books` update's checksum (its prevSeqId when
+    # checksums are off); reject_symbols / reject_subscribes answer error 60018.
+    upgrade_notice_after_s: float = 0.0  # OKX: send 64008 this long into each connection...
+    upgrade_close_s: float = 30.0  # ...and close it this long after the notice
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
 
     def refuses_snapshot(self, now: float, symbol: str) -> bool:

@@ -80,3 +80,22 @@ def test_sim_help_names_the_venues_and_the_kraken_faults(capsys):
     assert scenario.reject_symbols == frozenset({"ETH/USD"})
     assert (scenario.checksum_corrupt_every, scenario.reject_subscribes) == (7, 2)
     assert args.symbols == ["kraken=BTC/USD"]
+
+
+def test_sim_help_names_okx_and_its_upgrade_notice(capsys):
+    text = " ".join(_help("sim", capsys=capsys).split())
+    for words in (
+        "kraken, okx", "/okx/ws/v5/public", "--upgrade-notice-after S", "--upgrade-close S",
+        "--okx-zero-checksums",
+    ):  # fmt: skip
+        assert words in text, words
+    args = _parser().parse_args(
+        ["sim", "--venues", "okx", "--upgrade-notice-after", "60", "--upgrade-close", "5",
+         "--okx-zero-checksums", "--reject-symbols", "eth-usdt"]
+    )  # fmt: skip
+    from marketdata.cli import _scenario
+
+    scenario = _scenario(args)
+    assert (scenario.upgrade_notice_after_s, scenario.upgrade_close_s) == (60.0, 5.0)
+    assert scenario.reject_symbols == frozenset({"ETH-USDT"})
+    assert args.okx_zero_checksums
