@@ -6,7 +6,10 @@ and the first change after a quiet spell goes out without waiting. Trades are ne
 conflated: every one is published, in order, and kept for a retry when Redis fails.
 
 A flush sends the due books BOOKS_PER_BATCH at a time, each batch rendered just before it
-goes, so the first books are not held while the last ones render. A symbol's interval
+goes, so the first books are not held while the last ones render; the next batch renders
+while one is in flight (MAX_IN_FLIGHT). Batches in flight together hold different symbols,
+and at most one of them holds trades or spool appends, so neither a symbol's books nor the
+trades can overtake each other whatever order they complete in. A symbol's interval
 counts from its own batch, so symbols that fell due together drift apart into small
 batches instead of all waiting for one big one every interval. The loop sleeps on a timer
 armed for the next due time; a change that is due before that wakes it at once.
@@ -24,8 +27,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -43,6 +47,7 @@ from marketdata.state import AnyState
 log = logging.getLogger(__name__)
 
 BOOKS_PER_BATCH = 10  # books rendered per round trip (3 commands each)
+MAX_IN_FLIGHT = 2  # batches of one flush on the wire at once
 IDLE_PING_S = 1.0  # with nothing to send, PING this often so readiness stays true
 SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not ready
 DEFAULT_MAX_PENDING_TRADES = 100_000
@@ -62,6 +67,17 @@ class Batch:
     trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
     spool: SpoolPart | None = None
+
+
+@dataclass
+class InFlight:
+    batch: Batch
+    built: float  # monotonic time it was built (its books' publish time)
+    replies: asyncio.Future[list[Any]]
+
+    @property
+    def holds_queues(self) -> bool:
+        return bool(self.batch.trades) or self.batch.spool is not None
 
 
 class Publisher:
@@ -192,31 +208,52 @@ class Publisher:
             self._timer_at = float("-inf")
 
     async def flush(self, everything: bool = False) -> bool:
-        """Publish the due books, BOOKS_PER_BATCH per round trip, each batch rendered as it
-        goes, with the pending trades and spool appends. True when Redis accepted every
-        command (or there was nothing to send). Each batch takes what is pending when it is
-        built; `everything` (a drain) sends the held trades and appends in the first batch
-        only and every dirty book once, so what Redis refuses waits for the next flush."""
+        """Publish the due books, BOOKS_PER_BATCH per batch, each rendered as it goes (the
+        next while one is in flight), with the pending trades and spool appends. True when
+        Redis accepted every command (or there was nothing to send). Each batch takes what
+        is pending when it is built; `everything` (a drain) sends the held trades and
+        appends in the first batch only and every dirty book once, so what Redis refuses
+        waits for the next flush."""
         sent: set[AnyState] = set()  # a refused book is dirty again: not in this flush
-        accepted, queues = True, everything
-        while True:
-            now = time.monotonic()
-            batch = self._build(now, everything, queues, sent)
-            if batch is None:
-                return accepted
-            outcome = await self._send(batch, now)
-            if outcome is None:  # failed as a whole: the rest waits for the retry
-                return False
-            accepted = accepted and outcome
-            if len(batch.due) < BOOKS_PER_BATCH or (self._stopping and not everything):
-                return accepted
-            queues = False
+        flight: deque[InFlight] = deque()
+        accepted, queues, more = True, everything, True
+        try:
+            while more or flight:
+                if more and len(flight) < MAX_IN_FLIGHT:
+                    now = time.monotonic()
+                    books_only = any(f.holds_queues for f in flight)
+                    batch = self._build(now, everything, queues, sent, books_only)
+                    queues = False
+                    more = batch is not None and len(batch.due) == BOOKS_PER_BATCH
+                    more = more and (everything or not self._stopping)
+                    if batch is None:
+                        continue
+                    if not more and not flight:  # the only batch: no task needed
+                        outcome = await self._complete(
+                            batch, now, self._sender.send(batch.commands)
+                        )
+                        return accepted and outcome is True
+                    replies = asyncio.ensure_future(self._sender.send(batch.commands))
+                    flight.append(InFlight(batch, now, replies))
+                    await asyncio.sleep(0)  # it goes on the wire before the next one renders
+                    continue
+                f = flight.popleft()
+                outcome = await self._complete(f.batch, f.built, f.replies)
+                more = more and outcome is not None  # failed as a whole: the rest waits
+                accepted = accepted and outcome is True
+        except BaseException:
+            while flight:
+                self._abandon(flight.popleft())
+            raise
+        return accepted
 
-    async def _send(self, batch: Batch, now: float) -> bool | None:
-        """One batch's round trip and outcomes: True when every command was accepted,
+    async def _complete(
+        self, batch: Batch, now: float, replies: Awaitable[list[Any]]
+    ) -> bool | None:
+        """Await one batch's replies and settle it: True when every command was accepted,
         False when some were refused, None when the batch failed as a whole."""
         try:
-            replies = await self._sender.send(batch.commands)
+            result = await replies
         except (RedisError, OSError) as e:
             raise_if_cancelling()
             self._failed(e, batch)
@@ -224,6 +261,19 @@ class Publisher:
         except BaseException:  # cancelled: nothing left the pending queues
             self._give_back(batch)
             raise
+        return self._settle(batch, now, result)
+
+    def _abandon(self, f: InFlight) -> None:
+        """A batch in flight when the flush was cancelled: settled if its replies are in
+        (what Redis accepted is never sent again), pending again otherwise."""
+        if f.replies.done() and not f.replies.cancelled() and f.replies.exception() is None:
+            self._settle(f.batch, f.built, f.replies.result())
+            return
+        f.replies.cancel()
+        self._give_back(f.batch)
+
+    def _settle(self, batch: Batch, now: float, replies: list[Any]) -> bool:
+        """Map the replies back to what they stand for: True when all were accepted."""
         self._replied()
         if ReplyError in map(type, replies):
             refused: frozenset[int] | set[int] = self._refusals.record(batch.commands, replies)
@@ -238,14 +288,14 @@ class Publisher:
         return not refused
 
     def _build(
-        self, now: float, everything: bool, queues: bool, sent: set[AnyState]
+        self, now: float, everything: bool, queues: bool, sent: set[AnyState], books_only: bool
     ) -> Batch | None:
         """The next batch: up to BOOKS_PER_BATCH books not in `sent` that are due (or
-        dirty at all, with `everything`), the pending trades and spool appends (held ones
-        too, with `queues`); None when there is nothing to send."""
+        dirty at all, with `everything`), and unless `books_only` the pending trades and
+        spool appends (held ones too, with `queues`); None when there is nothing to send."""
         due = self._take_due(now, everything, sent)
         trades: deque[PendingTrade] = deque()
-        if self._trades and (queues or now >= self._trades_held_until):
+        if self._trades and not books_only and (queues or now >= self._trades_held_until):
             trades, self._trades = self._trades, trades
         batch = Batch(
             [("PUBLISH", state.channels.trades, trade_message(t)) for state, t in trades],
@@ -261,6 +311,8 @@ class Publisher:
             commands.append(("PUBLISH", state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
         batch.book_starts.append(len(commands))
+        if books_only:
+            return batch if commands else None
         if self._spool is not None:  # last: XLEN replies end the list
             batch.spool = self._spool.take(commands, now, queues)
         if commands:
