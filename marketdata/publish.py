@@ -226,6 +226,7 @@ class Publisher:
                     queues = False
                     more = batch is not None and len(batch.due) == BOOKS_PER_BATCH
                     more = more and (everything or not self._stopping)
+                    more = more and self._any_due(now, everything, sent)
                     if batch is None:
                         continue
                     if not more and not flight:  # the only batch: no task needed
@@ -335,6 +336,14 @@ class Publisher:
             entry = state.spool_book_entry(self._depth, time_ms)
             if entry is not None:
                 self._spool.add_book(entry)
+
+    def _any_due(self, now: float, everything: bool, sent: set[AnyState]) -> bool:
+        """Whether a next batch would have books (what _take_due would take)."""
+        last, interval = self._last_publish, self._interval
+        return any(
+            s not in sent and (everything or now - last.get(s, 0.0) >= interval)
+            for s in self._dirty
+        )
 
     def _take_due(
         self, now: float, everything: bool, sent: set[AnyState]

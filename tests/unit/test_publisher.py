@@ -13,7 +13,7 @@ import orjson
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, Trade
 from marketdata.metrics import Metrics
-from marketdata.publish import BOOKS_PER_BATCH, Publisher
+from marketdata.publish import BOOKS_PER_BATCH, MAX_IN_FLIGHT, Publisher
 from marketdata.redis_batch import Command, PipelineSender, ReplyError
 from marketdata.spool import TRADES_STREAM, SpoolCapacity
 from marketdata.state import SymbolState
@@ -330,3 +330,87 @@ async def test_a_due_book_is_sent_at_once_while_the_loop_sleeps_on_a_later_timer
     finally:
         publisher.stop()
         await task
+
+
+class Gated:
+    """Accepts every command, but replies to a batch only when the test lets it go."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Command]] = []
+        self.gates: list[asyncio.Future[None]] = []
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        self.batches.append(list(commands))
+        gate = asyncio.get_running_loop().create_future()
+        self.gates.append(gate)
+        await gate
+        return [0 if c[0] != "XADD" else b"1-1" for c in commands]
+
+    async def close(self) -> None:
+        pass
+
+
+def trades_in(batch: list[Command]) -> list[Command]:
+    return [c for c in batch if str(c[1]).startswith("trades:") or c[0] in ("XADD", "XLEN")]
+
+
+async def test_batches_in_flight_together_hold_other_symbols_and_one_holds_the_trades() -> None:
+    sender = Gated()
+    publisher = Publisher(
+        sender, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=Metrics(),
+        spool=SpoolCapacity(max_entries=1000),
+    )  # fmt: skip
+    states = changed_states(3 * BOOKS_PER_BATCH)
+    for state in states:
+        publisher.book_changed(state)
+    publisher.trade(states[0], Trade(*TRADE_FIELDS[:2], "1", *TRADE_FIELDS[2:]))
+    flush = asyncio.create_task(publisher.flush())
+    assert await soon(lambda: len(sender.batches) == MAX_IN_FLIGHT == 2)
+    first, second = sender.batches
+    assert len(trades_in(first)) == 4  # PUBLISH, XADD, XLEN, XLEN
+    publisher.trade(states[0], Trade(*TRADE_FIELDS[:2], "2", *TRADE_FIELDS[2:]))
+    assert trades_in(second) == []  # books only: the trades' batch is still in flight
+    assert not set(books_in(first)) & set(books_in(second))
+    await asyncio.sleep(0.01)
+    assert len(sender.batches) == 2  # no more in flight
+    sender.gates[0].set_result(None)
+    assert await soon(lambda: len(sender.batches) == 3)
+    assert len(trades_in(sender.batches[2])) == 4  # trade 2 goes once the first is settled
+    for gate in sender.gates[1:]:
+        gate.set_result(None)
+    assert await flush
+    published = [book for batch in sender.batches for book in books_in(batch)]
+    assert sorted(published) == sorted(f"orderbook:{s.symbol}" for s in states)
+    assert publisher.trades_published == 2
+
+
+async def test_a_flush_cancelled_in_flight_settles_what_was_answered_and_keeps_the_rest() -> None:
+    sender, metrics = Gated(), Metrics()
+    publisher = Publisher(
+        sender, book_depth=5, interval_s=0.1, market_data_ttl_s=60, metrics=metrics
+    )
+    states = changed_states(2 * BOOKS_PER_BATCH + 1)
+    for state in states:
+        publisher.book_changed(state)
+    publisher.trade(states[0], Trade(*TRADE_FIELDS[:2], "1", *TRADE_FIELDS[2:]))
+    flush = asyncio.create_task(publisher.flush())
+    assert await soon(lambda: len(sender.batches) == 2)
+    sender.gates[1].set_result(None)  # the second is answered, the first (the trade's) not
+    await asyncio.sleep(0)
+    flush.cancel()
+    await asyncio.gather(flush, return_exceptions=True)
+    sample = metrics.registry.get_sample_value
+    assert sample("redis_publishes_total", {"kind": "orderbook"}) == BOOKS_PER_BATCH
+    assert publisher.pending_trades == 1  # not answered: pending again, sent once more
+    sender.gates.clear()
+    sender.batches.clear()
+    retry = asyncio.create_task(publisher.flush(everything=True))
+    while not retry.done():
+        await asyncio.sleep(0)
+        for gate in sender.gates:
+            if not gate.done():
+                gate.set_result(None)
+    assert await retry
+    again = [book for batch in sender.batches for book in books_in(batch)]
+    assert len(again) == BOOKS_PER_BATCH + 1  # the first batch's books and the last one
+    assert publisher.trades_published == 1
