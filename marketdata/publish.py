@@ -6,13 +6,14 @@ and the first change after a quiet spell goes out without waiting. Trades are ne
 conflated: every one is published, in order, and kept for a retry when Redis fails.
 
 A flush sends the due books BOOKS_PER_BATCH at a time, each batch rendered just before it
-goes, so the first books are not held while the last ones render; the next batch renders
-while one is in flight (MAX_IN_FLIGHT). Batches in flight together hold different symbols,
-and at most one of them holds trades or spool appends, so neither a symbol's books nor the
-trades can overtake each other whatever order they complete in. A symbol's interval
-counts from its own batch, so symbols that fell due together drift apart into small
-batches instead of all waiting for one big one every interval. The loop sleeps on a timer
-armed for the next due time; a change that is due before that wakes it at once.
+goes, so the first books are not held while the last ones render; when more are due than
+a batch holds, the next renders while one is in flight (up to MAX_IN_FLIGHT, pipelined on
+the one connection). Batches in flight together hold different symbols, and at most one
+of them holds trades or spool appends, so neither a symbol's books nor the trades can
+overtake each other whatever order they complete in. A symbol's interval counts from its
+own batch, so symbols that fell due together spread out: each batch falls due again one
+interval after it was built, instead of all of them waiting for one big render. The loop
+sleeps on a timer armed for the next due time; a change due before that wakes it at once.
 
 Outcomes are per command. A trade has two: its PUBLISH and its spool XADD, each pending
 until Redis accepts it; what Redis accepted is never sent again, what it refused (OOM,
@@ -209,11 +210,11 @@ class Publisher:
 
     async def flush(self, everything: bool = False) -> bool:
         """Publish the due books, BOOKS_PER_BATCH per batch, each rendered as it goes (the
-        next while one is in flight), with the pending trades and spool appends. True when
-        Redis accepted every command (or there was nothing to send). Each batch takes what
-        is pending when it is built; `everything` (a drain) sends the held trades and
-        appends in the first batch only and every dirty book once, so what Redis refuses
-        waits for the next flush."""
+        next while one is in flight, when it has books due), with the pending trades and
+        spool appends. True when Redis accepted every command (or there was nothing to
+        send). Each batch takes what is pending when it is built; `everything` (a drain)
+        sends the held trades and appends in the first batch only and every dirty book
+        once, so what Redis refuses waits for the next flush."""
         sent: set[AnyState] = set()  # a refused book is dirty again: not in this flush
         flight: deque[InFlight] = deque()
         accepted, queues, more = True, everything, True
