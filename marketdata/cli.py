@@ -18,6 +18,7 @@ from aiohttp import web
 
 from marketdata import __version__
 from marketdata.config import Config, ConfigError, load_config
+from marketdata.gc_tuning import tune_for_streaming
 from marketdata.logs import describe, setup_logging
 from marketdata.shard import Shard, describe_shard, parse_shard, shard_config
 
@@ -320,6 +321,7 @@ def _serve(make: Callable[[], _Runnable], config: Config, args: argparse.Namespa
 
     async def run() -> None:
         service = make()
+        tune_for_streaming()  # after start-up's allocations: they are frozen
         _on_signals(service.stop)
         await service.run()
 
