@@ -3,7 +3,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 
-.PHONY: demo test lint format bench install redis postgres clean
+.PHONY: demo test lint format bench install redis postgres promtool clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,15 @@ redis:
 postgres:
 	@scripts/ensure-postgres.sh
 
+promtool:
+	@scripts/ensure-promtool.sh
+
 ## Redis, PostgreSQL, simulator, service and persist, in the foreground (Ctrl-C stops all).
 demo: install redis postgres
 	@scripts/demo.sh
 
 ## The whole test suite, against real redis-server and PostgreSQL processes.
-test: install redis postgres
+test: install redis postgres promtool
 	$(PY) -m pytest
 
 lint: install

@@ -1,7 +1,8 @@
 """`python -m bench`: prints a table and writes bench/results.json.
 
 Every figure is the median of RUNS runs (with min and max); cases that are compared run
-alternately in the same process, because these machines are noisy.
+alternately in the same process, because these machines are noisy. Each case prints a line
+as it starts and ends (and each run of it), so a run of several minutes shows progress.
 """
 
 from __future__ import annotations
@@ -10,28 +11,28 @@ import argparse
 import asyncio
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import e2e, peer
-from bench.core import core_parse_sync_apply, core_tops, floor_loads
-from bench.frames import looped_depth_frames
+from bench.core_cases import print_table, run_venues, summarize
 from bench.persist import latency, throughput
+from bench.progress import Progress
+from bench.venues import VENUES
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer
 
 RESULTS = Path(__file__).parent / "results.json"
 
 
-def summarize(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--messages", type=int, default=200_000, help="frames per core case")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--venues", type=_venues, default=list(VENUES), help="core cases, comma-separated"
+    )
     parser.add_argument("--persist-trades", type=int, default=100_000)
     parser.add_argument("--persist-rate", type=int, default=5000)
     parser.add_argument("--persist-seconds", type=float, default=10.0)
@@ -41,81 +42,47 @@ def main() -> None:
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
 
-    results = {
+    progress = Progress()
+    pin = peer.PIN if peer.available() else None
+    results: dict[str, Any] = {
         "machine": platform.platform(),
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **in_process_cases(args),
+        **run_venues(args.venues, args.messages, args.runs, pin, progress),
     }
     if not args.skip_persist:
-        results.update(persist_cases(args))
+        results.update(persist_cases(args, progress))
     if not args.skip_e2e:
-        results.update(service_cases(args))
+        results.update(service_cases(args, progress))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
-    print_in_process(results)
+    print()
+    print_table(results)
     if "persist_rows_per_s" in results:
         r = results["persist_rows_per_s"]
-        name = "persist: spool -> PostgreSQL (rows/s)"
-        print(f"{name:<34} {r['median']:>14,.0f} {r['min']:>10,.0f} {r['max']:>10,.0f}")
+        print(f"persist: spool -> PostgreSQL: {r['median']:,.0f} rows/s "
+              f"({r['min']:,.0f}..{r['max']:,.0f})")  # fmt: skip
         lat = results["persist_receive_to_commit_ms"]
         print(f"persist: receive -> committed at {args.persist_rate:,} trades/s: "
               f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, p99.9 {lat['p99.9']:.1f} ms, "
               f"max {lat['max']:.1f} ms ({lat['trades']:,} trades)")  # fmt: skip
     if "service" in results:
         print_service(results["service"])
-    print(f"written to {RESULTS}")
+    print(f"written to {RESULTS}; {progress.elapsed():.0f} s in all")
 
 
-def in_process_cases(args: argparse.Namespace) -> dict:
-    """Floor, core and (when installed) the cryptofeed peer on the same frames, alternated."""
-    snapshots, frames = looped_depth_frames(args.messages)
-    with_peer = peer.available()
-    expected = core_tops(snapshots, frames, 20) if with_peer else {}
-    floor, core, cryptofeed = [], [], []
-    for _ in range(args.runs):  # alternate A/B so drift hits all alike
-        floor.append(floor_loads(frames))
-        core.append(core_parse_sync_apply(snapshots, frames))
-        if with_peer:
-            cryptofeed.append(peer.cryptofeed_parse_sync_apply(snapshots, frames, expected))
-    core_median = statistics.median(core)
-    results = {
-        "messages": len(frames),
-        "runs": args.runs,
-        "floor_orjson_loads_msgs_per_s": summarize(floor),
-        "core_parse_sync_apply_msgs_per_s": summarize(core),
-        "core_us_per_msg": 1e6 / core_median,
-        "core_vs_floor": core_median / statistics.median(floor),
-    }
-    if with_peer:
-        results["peer_cryptofeed_msgs_per_s"] = summarize(cryptofeed)
-        results["core_vs_cryptofeed"] = core_median / statistics.median(cryptofeed)
-    return results
+def _venues(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VENUES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown venue(s) {unknown}: choose from {list(VENUES)}")
+    return names
 
 
-def print_in_process(results: dict) -> None:
-    print(f"{results['messages']:,} real Binance futures depth frames (capture looped), "
-          f"{results['runs']} runs")  # fmt: skip
-    print(f"{'case':<34} {'median msgs/s':>14} {'min':>10} {'max':>10}")
-    for name, key in (
-        ("floor: orjson.loads", "floor_orjson_loads_msgs_per_s"),
-        ("core: parse + sync + book apply", "core_parse_sync_apply_msgs_per_s"),
-        (f"peer: {peer.PIN} handler", "peer_cryptofeed_msgs_per_s"),
-    ):
-        if key in results:
-            r = results[key]
-            print(f"{name:<34} {r['median']:>14,.0f} {r['min']:>10,.0f} {r['max']:>10,.0f}")
-    line = f"core: {results['core_us_per_msg']:.2f} us/msg, {results['core_vs_floor']:.2f}x floor"
-    if "core_vs_cryptofeed" in results:
-        print(f"{line}, {results['core_vs_cryptofeed']:.2f}x cryptofeed")
-    else:
-        print(f"{line}; peer: cryptofeed is not installed (pip install -e '.[bench]')")
-
-
-def print_service(service: dict) -> None:
+def print_service(service: dict[str, Any]) -> None:
     r = service["max_rate_10_symbols"]
-    print(f"{'service: highest rate, 10 symbols':<34} {r['median']:>14,.0f} "
-          f"{r['min']:>10,.0f} {r['max']:>10,.0f}")  # fmt: skip
+    print(f"service: highest rate sustained, 10 symbols: {r['median']:,.0f} msgs/s "
+          f"({r['min']:,.0f}..{r['max']:,.0f})")  # fmt: skip
     for case in service["at_5000_msgs_per_s"]:
         book = case["book_publish_ms"]
         print(f"service at 5,000 msgs/s, {case['symbols']:>3} symbols: book receive -> PUBLISH "
@@ -129,28 +96,43 @@ def print_service(service: dict) -> None:
     )
 
 
-def service_cases(args: argparse.Namespace) -> dict:
+def service_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """The service in its own process, a feed server, a redis-server; medians of runs,
     the per-run percentiles kept whole in results.json."""
     redis_server = RedisServer()
     redis_server.start()
+    runs = args.e2e_runs
     try:
         rates = []
-        for _ in range(args.e2e_runs):
+        started = progress.start(f"service: highest rate, 10 symbols, {runs} runs")
+        for i in range(runs):
             rates.append(e2e.max_rate(redis_server.url, 10, args.e2e_seconds))
+            progress.line(f"service: highest rate run {i + 1}/{runs}: "
+                          f"{rates[-1]['processed_msgs_per_s']:,.0f} msgs/s")  # fmt: skip
+        max_rate = summarize([r["processed_msgs_per_s"] for r in rates])
+        progress.end("service: highest rate", started, f"{max_rate['median']:,.0f} msgs/s")
         at_5000 = []
         for symbols in (1, 10, 100):
-            runs = [
-                e2e.latency_at(redis_server.url, symbols, 5000, args.e2e_seconds)
-                for _ in range(args.e2e_runs)
-            ]
-            at_5000.append(_median_run(runs))
-        memory = e2e.memory_per_symbol(redis_server.url, 100)
+            name = f"service at 5,000 msgs/s, {symbols} symbols"
+            started = progress.start(f"{name}, {runs} runs")
+            cases = []
+            for i in range(runs):
+                cases.append(e2e.latency_at(redis_server.url, symbols, 5000, args.e2e_seconds))
+                p99 = cases[-1]["book_publish_ms"]["p99"]
+                progress.line(f"{name} run {i + 1}/{runs}: book -> PUBLISH p99 {p99:.2f} ms")
+            at_5000.append(_median_run(cases))
+            p99 = at_5000[-1]["book_publish_ms"]["p99"]
+            progress.end(name, started, f"median run's book -> PUBLISH p99 {p99:.2f} ms")
+        started = progress.start("service: memory, 1 and 100 symbols")
+        memory = e2e.memory_per_symbol(
+            redis_server.url, 100, lambda text: progress.line(f"service: memory: {text}")
+        )
+        progress.end("service: memory", started, f"{memory['mb_per_symbol']:.2f} MB/symbol")
     finally:
         redis_server.stop()
     return {
         "service": {
-            "max_rate_10_symbols": summarize([r["processed_msgs_per_s"] for r in rates]),
+            "max_rate_10_symbols": max_rate,
             "max_rate_runs": rates,
             "at_5000_msgs_per_s": at_5000,
             "memory": memory,
@@ -158,27 +140,35 @@ def service_cases(args: argparse.Namespace) -> dict:
     }
 
 
-def _median_run(runs: list[dict]) -> dict:
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run whose book p99 is the median one (percentiles are not averaged)."""
     ordered = sorted(runs, key=lambda r: r["book_publish_ms"]["p99"])
     return {**ordered[len(ordered) // 2], "runs": len(runs)}
 
 
-def persist_cases(args: argparse.Namespace) -> dict:
+def persist_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """PostgreSQL with fsync on, and a redis-server, both started for the run."""
     redis_server, postgres = RedisServer(), PostgresServer(durable=True)
     redis_server.start()
     postgres.start()
     try:
-        runs = [
-            asyncio.run(throughput(redis_server.url, postgres.dsn, args.persist_trades))
-            for _ in range(args.runs)
-        ]
+        name = f"persist: {args.persist_trades:,} trades spool -> PostgreSQL"
+        started = progress.start(f"{name}, {args.runs} runs")
+        runs = []
+        for i in range(args.runs):
+            runs.append(
+                asyncio.run(throughput(redis_server.url, postgres.dsn, args.persist_trades))
+            )
+            progress.line(f"persist run {i + 1}/{args.runs}: {runs[-1]:,.0f} rows/s")
+        progress.end("persist", started, f"{summarize(runs)['median']:,.0f} rows/s")
+        name = f"persist: receive -> committed at {args.persist_rate:,} trades/s"
+        started = progress.start(f"{name} for {args.persist_seconds:.0f} s")
         values = sorted(
             asyncio.run(
                 latency(redis_server.url, postgres.dsn, args.persist_rate, args.persist_seconds)
             )
         )
+        progress.end(name, started, f"{len(values):,} trades")
     finally:
         postgres.destroy()
         redis_server.stop()

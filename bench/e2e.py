@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+Note = Callable[[str], None]  # hears a line of progress
+NOTE_EVERY_S = 10.0
 
 
 class Process:
@@ -121,11 +124,16 @@ class Run:
         self.service = Process("-m", "marketdata.cli", "run", "--config", self.config.name)
         _wait_port(self.http_port, 30)
 
-    def wait_synced(self, timeout_s: float = 60) -> None:
+    def wait_synced(self, timeout_s: float = 60, note: Note | None = None) -> None:
+        """Until every book is synced; `note` hears how many are, every NOTE_EVERY_S."""
         deadline = time.monotonic() + timeout_s
-        while total(scrape(self.http_port), "book_synced") < len(self.symbols):
+        next_note = time.monotonic() + NOTE_EVERY_S
+        while (synced := total(scrape(self.http_port), "book_synced")) < len(self.symbols):
             if time.monotonic() > deadline or self.service.proc.poll() is not None:
                 raise RuntimeError(f"books did not sync:\n{self.service.tail()}")
+            if note is not None and time.monotonic() > next_note:
+                note(f"{synced:.0f} of {len(self.symbols)} books synced")
+                next_note += NOTE_EVERY_S
             time.sleep(0.2)
 
     def close(self) -> None:
@@ -200,17 +208,19 @@ def max_rate(redis_url: str, symbols: int, seconds: float) -> dict[str, Any]:
         run.close()
 
 
-def memory_per_symbol(redis_url: str, symbols: int) -> dict[str, float]:
+def memory_per_symbol(redis_url: str, symbols: int, note: Note | None = None) -> dict[str, float]:
     """RSS with `symbols` 1000-level books against one, at a light 10 diffs/s each."""
     rss = {}
     for n in (1, symbols):
         run = Run(redis_url, n, 10, frames=2000, snapshot_limit=1000)
         try:
-            run.wait_synced(120)
+            run.wait_synced(120, note)
             time.sleep(2)
             rss[n] = rss_mb(run.service.proc.pid)
         finally:
             run.close()
+        if note is not None:
+            note(f"{n} symbol(s): {rss[n]:.0f} MB RSS")
     return {
         "symbols": symbols,
         "rss_1_mb": rss[1],

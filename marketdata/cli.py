@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from aiohttp import web
 from marketdata import __version__
 from marketdata.config import Config, ConfigError, load_config
 from marketdata.logs import describe, setup_logging
+from marketdata.shard import Shard, describe_shard, parse_shard, shard_config
 
 EXIT_CONFIG = 2
 log = logging.getLogger("marketdata")
@@ -36,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the service", formatter_class=_DefaultsShown)
     _logging_options(run)
+    _scale_options(run)
     run.set_defaults(handler=_run)
 
     persist = commands.add_parser(
@@ -51,40 +55,60 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     sim = commands.add_parser(
-        "sim", help="run the local Binance USD-M futures simulator", formatter_class=_DefaultsShown
+        "sim",
+        help="run the local exchange simulator (Binance futures/spot, Kraken)",
+        description="A local exchange on one port, in each venue's wire format: "
+        "binance_futures at /fapi/v1/... and /public|market/stream, binance_spot at "
+        "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2.",
+        formatter_class=_DefaultsShown,
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
+    sim.add_argument(
+        "--venues", metavar="A,B", default="binance_futures",
+        help="venues to serve: binance_futures, binance_spot, kraken",
+    )  # fmt: skip
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
     sim.add_argument("--seed", type=int, help="fix the generated markets (default: random)")
     sim.add_argument(
-        "--symbols", metavar="A,B",
-        help="the symbols the generated exchange lists (default: 24 common USD-M contracts)",
-        default=argparse.SUPPRESS,
+        "--symbols", metavar="[VENUE=]A,B", action="append",
+        help="the symbols a generated venue lists; without VENUE= the futures venue's; "
+        "repeat per venue, e.g. --symbols kraken=BTC/USD,ETH/USD (default: 24 common "
+        "USD-M contracts on Binance, 13 busy pairs on Kraken)",
     )  # fmt: skip
     sim.add_argument(
-        "--replay", metavar="FILE", help="serve a recorded capture (default: generated markets)"
-    )
+        "--replay", metavar="[VENUE=]FILE", action="append",
+        help="serve a recorded capture on a Binance venue (without VENUE=: futures; "
+        "default: generated markets)",
+    )  # fmt: skip
     sim.add_argument("--speed", type=float, default=1.0, help="replay speed (0: no pauses)")
     sim.add_argument("--ping-interval", type=float, default=180.0, help="server pings, s")
-    faults = sim.add_argument_group("fault scenarios (per connection; N=0 is off)")
+    faults = sim.add_argument_group(
+        "fault scenarios (per connection; N=0 is off; every venue gets its own counts)"
+    )
     for flag, text in (
-        ("gap-every", "drop every N-th depth diff (the id chain breaks)"),
-        ("duplicate-every", "send every N-th depth diff twice"),
-        ("reorder-every", "send every N-th depth diff after the next one"),
+        ("gap-every", "drop every N-th depth diff (the id chain breaks; on Kraken: every "
+         "N-th book update, its checksum then fails)"),
+        ("duplicate-every", "send every N-th depth diff (Kraken: book update) twice"),
+        ("reorder-every", "send every N-th depth diff (Kraken: book update) after the next"),
         ("disconnect-every", "close each connection after N frames"),
         ("oversize-every", "send a frame over 4 MiB every N frames"),
         ("malformed-every", "send a malformed frame every N frames"),
         ("silence-every", "with --silence-ms: go silent after every N frames (default 100)"),
-    ):
+        ("checksum-corrupt-every", "Kraken: every N-th book update carries a wrong checksum"),
+        ("reject-subscribes", "Kraken: refuse the first N subscribe requests of each "
+         "connection (later ones succeed)"),
+    ):  # fmt: skip
         faults.add_argument(f"--{flag}", type=int, metavar="N", help=text)
     faults.add_argument("--disconnect-streams", metavar="A,B",
                         help="--disconnect-every cuts only connections carrying these streams "
-                        "(e.g. aggTrade)")  # fmt: skip
+                        "(e.g. aggTrade; on Kraken channels, e.g. trade)")  # fmt: skip
     faults.add_argument("--silence-ms", type=int, metavar="MS", help="length of each silence")
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
+    faults.add_argument("--reject-symbols", metavar="A,B",
+                        help="Kraken: refuse subscribing these symbols (e.g. ETH/USD)")  # fmt: skip
     faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
-                        help="answer snapshot requests with this status")  # fmt: skip
+                        help="answer Binance snapshot requests with this status")  # fmt: skip
     faults.add_argument(
         "--snapshot-failures", type=int, metavar="N", help="that many times (default: 1)"
     )
@@ -111,6 +135,41 @@ def _logging_options(command: argparse.ArgumentParser) -> None:
         "--log-format", choices=("text", "json"), help="overrides the config's log_format"
     )
     command.add_argument("--log-level", help="overrides the config's log_level")
+
+
+def _scale_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--workers", type=_workers, default=1, metavar="N",
+        help="run N worker processes, one shard each, behind one endpoint on health_port "
+        "(auto: one per CPU; 1: this process serves every symbol)",
+    )  # fmt: skip
+    run.add_argument(
+        "--shard", type=_shard, metavar="K/N",
+        help="serve only shard K of N of the configured (venue, symbol) pairs, for "
+        "placement by an orchestrator (default: every pair)",
+    )  # fmt: skip
+    # Set by the --workers supervisor for each worker; not for people.
+    run.add_argument("--health-host", help=argparse.SUPPRESS)
+    run.add_argument("--health-port", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--spill-path", help=argparse.SUPPRESS)
+    run.add_argument("--shared-rest-budget", action="store_true", help=argparse.SUPPRESS)
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes (1, 2, ... or auto)"
+        )
+    return int(text)
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _load(path: str) -> Config | None:
@@ -142,12 +201,78 @@ class _Runnable(Protocol):
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
+    loaded = _load(args.config)
+    if loaded is None:
         return EXIT_CONFIG
+    if args.workers > 1:
+        if args.shard is not None:
+            print("marketdata run: --shard and --workers cannot be combined (the workers "
+                  "are the shards)", file=sys.stderr)  # fmt: skip
+            return EXIT_CONFIG
+        return _supervise(loaded, args)
+    config = _worker_overrides(loaded, args)
+    shard: Shard | None = args.shard
+    if shard is not None:
+        config = shard_config(config, shard)
     from marketdata.service import Service
 
-    return _serve(lambda: Service(config), config, args)
+    def make() -> _Runnable:
+        if shard is not None:
+            log.info("%s", describe_shard(config, shard))
+        return Service(config)
+
+    return _serve(make, config, args)
+
+
+def _worker_overrides(config: Config, args: argparse.Namespace) -> Config:
+    if args.health_host is not None:
+        config = dataclasses.replace(config, health_host=args.health_host)
+    if args.health_port is not None:
+        config = dataclasses.replace(config, health_port=args.health_port)
+    if args.spill_path is not None:
+        spool = dataclasses.replace(config.spool, spill_path=args.spill_path)
+        config = dataclasses.replace(config, spool=spool)
+    if args.shared_rest_budget and not config.rest_budget.shared:
+        budget = dataclasses.replace(config.rest_budget, shared=True)
+        config = dataclasses.replace(config, rest_budget=budget)
+    return config
+
+
+def _supervise(config: Config, args: argparse.Namespace) -> int:
+    """Run the --workers supervisor until SIGINT/SIGTERM."""
+    log_format = args.log_format or config.log_format
+    setup_logging(args.log_level or config.log_level, log_format)
+    from marketdata.supervisor import Supervisor, SupervisorError
+
+    def command(index: int, port: int) -> list[str]:
+        argv = [sys.executable, "-m", "marketdata.cli", "run", "--config", args.config,
+                "--shard", f"{index}/{args.workers}", "--health-host", "127.0.0.1",
+                "--health-port", str(port),
+                "--spill-path", f"{config.spool.spill_path}.worker-{index}",
+                # Workers on one host share its IP, so its REST limits: one budget.
+                "--shared-rest-budget"]  # fmt: skip
+        if args.log_format:
+            argv += ["--log-format", args.log_format]
+        if args.log_level:
+            argv += ["--log-level", args.log_level]
+        return argv
+
+    if os.path.exists(config.spool.spill_path):
+        log.warning("%s, spilled by a run without --workers, is left as it is: a run "
+                    "without --workers appends it", config.spool.spill_path)  # fmt: skip
+
+    async def run() -> int:
+        supervisor = Supervisor(
+            args.workers, command, config.health_host, config.health_port, log_format
+        )
+        _on_signals(supervisor.stop)
+        return await supervisor.run()
+
+    try:
+        return asyncio.run(run())
+    except SupervisorError as e:
+        print(f"marketdata run: {e}", file=sys.stderr)
+        return 1
 
 
 def _persist(args: argparse.Namespace) -> int:
@@ -187,34 +312,33 @@ def _serve(make: Callable[[], _Runnable], config: Config, args: argparse.Namespa
 
 def _sim(args: argparse.Namespace) -> int:
     setup_logging("INFO", "text")
-    from marketdata.sim.capture import CaptureError, load_capture
-    from marketdata.sim.server import create_app
-    from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
+    from marketdata.sim.app import create_sim_app
+    from marketdata.sim.capture import CaptureError
+    from marketdata.sim.venues import VenueArgsError, close_sources, describe_venues, sources
 
     async def run() -> None:
-        source: Source
-        if args.replay:
-            source = ReplaySource(load_capture(args.replay), args.speed)
-        else:
-            given = getattr(args, "symbols", "")
-            listed = given.split(",") if given else COMMON_SYMBOLS
-            source = GeneratedSource(args.rate, args.seed, [s.strip() for s in listed])
-        scenario = _scenario(args)
-        runner = web.AppRunner(create_app(source, args.ping_interval, scenario), access_log=None)
+        venues = sources(args.venues, args.symbols or [], args.replay or [], args.rate,
+                         args.seed, args.speed)  # fmt: skip
+        scenarios = {venue: _scenario(args) for venue in venues}
+        app = create_sim_app(venues, scenarios, args.ping_interval)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, args.host, args.port).start()
-        what = f"replaying {args.replay}" if args.replay else f"generated, {args.rate:g} diffs/s"
-        log.info("simulator on http://%s:%d and ws://%s:%d (%s)",
-                 args.host, args.port, args.host, args.port, what)  # fmt: skip
-        stop = asyncio.Event()
-        _on_signals(stop.set)
-        await stop.wait()
-        if isinstance(source, GeneratedSource):
-            await source.close()
-        await runner.cleanup()
+        try:
+            await web.TCPSite(runner, args.host, args.port).start()
+            log.info("simulator on http://%s:%d and ws://%s:%d: %s", args.host, args.port,
+                     args.host, args.port, describe_venues(venues))  # fmt: skip
+            stop = asyncio.Event()
+            _on_signals(stop.set)
+            await stop.wait()
+        finally:
+            await close_sources(venues)
+            await runner.cleanup()
 
     try:
         asyncio.run(run())
+    except VenueArgsError as e:
+        print(f"marketdata sim: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except (CaptureError, OSError) as e:
         print(f"marketdata sim: {str(e) or describe(e)}", file=sys.stderr)
         return 1
@@ -229,7 +353,7 @@ def _scenario(args: argparse.Namespace) -> Any:
         for name in (
             "gap_every", "duplicate_every", "reorder_every", "disconnect_every", "oversize_every",
             "malformed_every", "silence_every", "silence_ms", "snapshot_status",
-            "snapshot_failures",
+            "snapshot_failures", "checksum_corrupt_every", "reject_subscribes",
         )
         if getattr(args, name) is not None
     }  # fmt: skip
@@ -242,6 +366,10 @@ def _scenario(args: argparse.Namespace) -> Any:
     if args.silence_symbols:
         given["silence_symbols"] = frozenset(
             s.strip().upper() for s in args.silence_symbols.split(",")
+        )
+    if args.reject_symbols:
+        given["reject_symbols"] = frozenset(
+            s.strip().upper() for s in args.reject_symbols.split(",")
         )
     return Scenario(**given)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from marketdata.exchange_config import (
 from marketdata.venues.catalog import VENUE_CONFIGS
 
 ENV_PREFIX = "MARKETDATA_"
+IP_LABEL = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # part of a Redis key: no spaces or braces
 
 
 class ConfigError(Exception):
@@ -85,6 +87,15 @@ class PersistConfig:
 
 
 @dataclass(frozen=True)
+class RestBudgetConfig:
+    # Off: each process keeps the venue's REST weight budget alone, as if it were the only
+    # one behind its IP. On: every process with the same ip_label shares one budget per
+    # venue in Redis (README: Shared REST budget).
+    shared: bool = False
+    ip_label: str = "default"  # names the egress IP: processes behind one IP share it
+
+
+@dataclass(frozen=True)
 class Config:
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     health_host: str = "127.0.0.1"
@@ -98,6 +109,7 @@ class Config:
     reconnect: ReconnectConfig = ReconnectConfig()
     spool: SpoolConfig = SpoolConfig()
     persist: PersistConfig = PersistConfig()
+    rest_budget: RestBudgetConfig = RestBudgetConfig()
     exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -118,6 +130,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     f"{ENV_PREFIX}MONGO_ENABLED": ("persist", "mongo", "enabled"),
     f"{ENV_PREFIX}TIMESCALE_DSN": ("persist", "timescale", "dsn"),
     f"{ENV_PREFIX}MONGO_URL": ("persist", "mongo", "url"),
+    f"{ENV_PREFIX}REST_IP_LABEL": ("rest_budget", "ip_label"),  # set per host or pod
     **{
         f"{ENV_PREFIX}{name.upper()}_{key.upper()}": ("exchanges", name, key)
         for name in EXCHANGE_CONFIGS
@@ -266,6 +279,7 @@ def _check_semantics(config: Config, problems: list[str]) -> None:
             f"log_level: must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
     _check_spool_and_persist(config, problems)
+    _check_rest_budget(config.rest_budget, problems)
     if not config.exchanges:
         problems.append("exchanges: configure at least one exchange with symbols")
     for name, exchange in config.exchanges.items():
@@ -287,6 +301,14 @@ def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
         problems.append("persist.consumer: must not be empty")
     check_url(persist.timescale.dsn, "persist.timescale.dsn", ("postgresql", "postgres"), problems)
     check_url(persist.mongo.url, "persist.mongo.url", ("mongodb", "mongodb+srv"), problems)
+
+
+def _check_rest_budget(budget: RestBudgetConfig, problems: list[str]) -> None:
+    label = budget.ip_label
+    if not IP_LABEL.fullmatch(label):
+        problems.append(
+            f"rest_budget.ip_label: {short(label)} must be 1 to 64 letters, digits or . _ : -"
+        )
 
 
 def _join(path: str, key: Any) -> str:

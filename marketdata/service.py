@@ -19,6 +19,7 @@ from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import RespConnection
+from marketdata.rest_budget import RestBudgets
 from marketdata.spool import SpoolCapacity
 from marketdata.spool_checks import check_spool
 from marketdata.state import AnyState
@@ -40,6 +41,12 @@ class Service:
         self.metrics = metrics or Metrics()
         try:
             connection = RespConnection(config.redis_url)
+            # Connects on first use: the venues' first REST request.
+            self.rest_budgets = (
+                RestBudgets.connect(config.redis_url, config.rest_budget.ip_label)
+                if config.rest_budget.shared
+                else None
+            )
         except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
             raise StartupError(str(e)) from e
         self.publisher = Publisher(
@@ -92,6 +99,7 @@ class Service:
             await self._check_symbols(self._session)
         except BaseException:  # a config error, or a stop (cancel) while checking
             await self._session.close()
+            await self._close_rest_budgets()
             await self.publisher.close()
             raise
         tasks: list[asyncio.Task[Any]] = []
@@ -123,8 +131,9 @@ class Service:
     def _build_feeds(self, session: aiohttp.ClientSession) -> list[Feed]:
         config = self.config
         context = FeedContext(
-            self.publisher, session, config.reconnect, self.metrics, config.stale_after_s
-        )
+            self.publisher, session, config.reconnect, self.metrics, config.stale_after_s,
+            self.rest_budgets,
+        )  # fmt: skip
         feeds: list[Feed] = []
         for name, exchange in config.exchanges.items():
             for feed in VENUES[name].build(exchange, context):
@@ -167,8 +176,13 @@ class Service:
             await self._http.cleanup()
         if self._session is not None:
             await self._session.close()
+        await self._close_rest_budgets()
         await self.publisher.close()
         log.info("stopped")
+
+    async def _close_rest_budgets(self) -> None:
+        if self.rest_budgets is not None:
+            await self.rest_budgets.aclose()
 
     def _spill(self) -> None:
         """Keep on disk what the spool has not received, for the next start to append."""

@@ -23,6 +23,7 @@ from marketdata.config import ReconnectConfig
 from marketdata.exchange_config import ExchangeConfig
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
+from marketdata.rest_budget import RestBudgets
 from marketdata.state import AnyState
 
 
@@ -35,6 +36,7 @@ class FeedContext:
     reconnect: ReconnectConfig
     metrics: Metrics
     stale_after_s: float
+    rest_budgets: RestBudgets | None = None  # rest_budget.shared: one budget per IP, in Redis
 
 
 class Feed(Protocol):

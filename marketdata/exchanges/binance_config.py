@@ -10,6 +10,7 @@ from marketdata.book import DEFAULT_MAX_LEVELS
 from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.exchange_config import ExchangeConfig, check_range
 from marketdata.exchanges import binance_futures, binance_spot
+from marketdata.rest_gate import BUDGET_FRACTION
 
 # Binance allows 1024 streams on one connection; a symbol's book connection carries two
 # (depth and bookTicker). 200 keeps one connection's URL and its resync burst moderate.
@@ -28,6 +29,16 @@ class BinanceConfig(ExchangeConfig):
     max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES  # a larger snapshot body is refused
     # Symbols sharing one book and one trade connection (1: each its own two).
     symbols_per_connection: int = 1
+    # REST request weight per minute per IP: the venue's documented figure by default
+    # (each venue's section below); lower it for an account with another limit, or a test.
+    rest_weight_per_min: int = binance_futures.WEIGHT_LIMIT_PER_MIN
+
+    def snapshot_weight(self) -> int:
+        """The weight of one snapshot request at a valid snapshot_limit."""
+        return binance_futures.SNAPSHOT_WEIGHTS[self.snapshot_limit]
+
+    def agg_trades_weight(self) -> int:
+        return binance_futures.AGG_TRADES_WEIGHT
 
     def check(self, path: str, book_depth: int, problems: list[str]) -> None:
         super().check(path, book_depth, problems)
@@ -53,6 +64,21 @@ class BinanceConfig(ExchangeConfig):
             self.symbols_per_connection, f"{path}.symbols_per_connection", 1,
             MAX_SYMBOLS_PER_CONNECTION, problems,
         )  # fmt: skip
+        self._check_weight(path, problems)
+
+    def _check_weight(self, path: str, problems: list[str]) -> None:
+        key = f"{path}.rest_weight_per_min"
+        check_range(self.rest_weight_per_min, key, 1, 10**7, problems)
+        if self.snapshot_limit not in self.snapshot_limits:
+            return
+        budget = int(self.rest_weight_per_min * BUDGET_FRACTION)
+        heaviest = max(self.snapshot_weight(), self.agg_trades_weight())
+        if 0 < self.rest_weight_per_min and budget < heaviest:
+            problems.append(
+                f"{key}: {self.rest_weight_per_min} leaves a budget of {budget} a minute "
+                f"({BUDGET_FRACTION:.0%}), less than one request of weight {heaviest} (a "
+                f"snapshot at snapshot_limit {self.snapshot_limit}, or a page of past trades)"
+            )
 
     def _not_allowed(self) -> str:
         allowed, limit = self.snapshot_limits, self.snapshot_limit
@@ -75,3 +101,10 @@ class BinanceSpotConfig(BinanceConfig):
     )
     ws_url: str = binance_spot.DEFAULT_WS_URL
     rest_url: str = binance_spot.DEFAULT_REST_URL
+    rest_weight_per_min: int = binance_spot.WEIGHT_LIMIT_PER_MIN
+
+    def snapshot_weight(self) -> int:
+        return binance_spot.snapshot_weight(self.snapshot_limit)
+
+    def agg_trades_weight(self) -> int:
+        return binance_spot.AGG_TRADES_WEIGHT

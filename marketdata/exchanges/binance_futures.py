@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from marketdata.continuity import FuturesChain
 from marketdata.events import DepthDiff
-from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_update_id
+from marketdata.exchanges.base import MAX_ID, MalformedMessage, parse_levels, to_int, to_update_id
 from marketdata.exchanges.binance_common import (
     BinanceAdapter,
     Handler,
@@ -35,22 +35,23 @@ WEIGHT_LIMIT_PER_MIN = 2400  # REQUEST_WEIGHT per minute, per IP
 
 
 def _depth(data: dict[str, Any], recv_ts: float) -> DepthDiff:
-    symbol = symbol_of(data)
-    first_id, last_id = to_update_id(data["U"], "U"), to_update_id(data["u"], "u")
-    prev_id = to_int(data["pu"], "pu")
-    if not 0 <= prev_id < first_id <= last_id:  # pu, the previous event's u, comes before U
+    symbol, first_id, last_id, prev_id = data["s"], data["U"], data["u"], data["pu"]
+    # One test for the usual frame; the named checks below only when it fails.
+    if not (type(symbol) is str and symbol and type(first_id) is int
+            and type(last_id) is int and type(prev_id) is int
+            and 0 <= prev_id < first_id <= last_id < MAX_ID):  # fmt: skip
+        symbol = symbol_of(data)
+        first_id, last_id = to_update_id(first_id, "U"), to_update_id(last_id, "u")
+        prev_id = to_int(prev_id, "pu")
         raise MalformedMessage("bad_ids", f"{symbol} pu {prev_id} U {first_id} u {last_id}")
-    return DepthDiff(
-        exchange=NAME,
-        symbol=symbol,
-        first_id=first_id,
-        last_id=last_id,
-        prev_last_id=prev_id,
-        bids=parse_levels(data["b"], f"{symbol} depth bids"),
-        asks=parse_levels(data["a"], f"{symbol} depth asks"),
-        exchange_ts=to_int(data["E"], "E"),
-        recv_ts=recv_ts,
-    )
+    try:
+        bids, asks = parse_levels(data["b"], "depth bids"), parse_levels(data["a"], "depth asks")
+    except MalformedMessage as e:
+        raise MalformedMessage(e.reason, f"{symbol} {e.detail}") from None
+    exchange_ts = data["E"]
+    if type(exchange_ts) is not int:
+        to_int(exchange_ts, "E")
+    return DepthDiff(NAME, symbol, first_id, last_id, prev_id, bids, asks, exchange_ts, recv_ts)
 
 
 class BinanceFutures(BinanceAdapter):

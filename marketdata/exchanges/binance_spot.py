@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from marketdata.continuity import ConsecutiveIds
 from marketdata.events import DepthDiff
-from marketdata.exchanges.base import MalformedMessage, parse_levels, to_int, to_update_id
+from marketdata.exchanges.base import MAX_ID, MalformedMessage, parse_levels, to_int, to_update_id
 from marketdata.exchanges.binance_common import (
     BinanceAdapter,
     Handler,
@@ -51,21 +51,21 @@ def snapshot_weight(limit: int) -> int:
 
 
 def _depth(data: dict[str, Any], recv_ts: float) -> DepthDiff:
-    symbol = symbol_of(data)
-    first_id, last_id = to_update_id(data["U"], "U"), to_update_id(data["u"], "u")
-    if first_id > last_id:
+    symbol, first_id, last_id = data["s"], data["U"], data["u"]
+    # One test for the usual frame; the named checks below only when it fails.
+    if not (type(symbol) is str and symbol and type(first_id) is int
+            and type(last_id) is int and 0 < first_id <= last_id < MAX_ID):  # fmt: skip
+        symbol = symbol_of(data)
+        first_id, last_id = to_update_id(first_id, "U"), to_update_id(last_id, "u")
         raise MalformedMessage("bad_ids", f"{symbol} U {first_id} u {last_id}")
-    return DepthDiff(
-        exchange=NAME,
-        symbol=symbol,
-        first_id=first_id,
-        last_id=last_id,
-        prev_last_id=None,  # spot sends no pu
-        bids=parse_levels(data["b"], f"{symbol} depth bids"),
-        asks=parse_levels(data["a"], f"{symbol} depth asks"),
-        exchange_ts=to_int(data["E"], "E"),
-        recv_ts=recv_ts,
-    )
+    try:
+        bids, asks = parse_levels(data["b"], "depth bids"), parse_levels(data["a"], "depth asks")
+    except MalformedMessage as e:
+        raise MalformedMessage(e.reason, f"{symbol} {e.detail}") from None
+    exchange_ts = data["E"]
+    if type(exchange_ts) is not int:
+        to_int(exchange_ts, "E")
+    return DepthDiff(NAME, symbol, first_id, last_id, None, bids, asks, exchange_ts, recv_ts)
 
 
 class BinanceSpot(BinanceAdapter):

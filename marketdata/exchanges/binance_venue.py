@@ -41,7 +41,11 @@ class BinanceVenue:
     def build(self, config: ExchangeConfig, context: FeedContext) -> list[Feed]:
         binance = _binance(config)
         adapter = self.adapter(binance)
-        gate = RestGate(adapter.weight_limit_per_min)  # the weight limit is per IP
+        # The weight limit is per IP: shared with the other processes behind it when
+        # rest_budget.shared is on, else this process's alone.
+        budgets = context.rest_budgets
+        shared = None if budgets is None else budgets.for_venue(self.name)
+        gate = RestGate(binance.rest_weight_per_min, shared=shared)
         pacer = ConnectPacer(*CONNECTIONS_PER_IP)  # so is the connection rate
 
         def symbol_feed(symbol: str, shared: Sequence[WebSocketFeed] | None = None) -> SymbolFeed:

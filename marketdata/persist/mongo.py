@@ -5,11 +5,20 @@ insert_many(ordered=False) stores every new document, and duplicate-key errors f
 redelivered batch count as success. A document the server refuses for what it holds (a
 write error with any other non-transient code), or that BSON cannot encode (an integer out of
 int64 range), is reported as rejected; the others are stored.
+
+trade_id is stored as a string, the venue's id as text. Versions before stored it as an
+integer, and to the unique index 123 and "123" are different keys: a spool entry written by
+the old version and redelivered to the new one would be stored twice. So start() converts
+every integer trade_id in `trades` to its decimal text, once per database (a document in
+`migrations` records it; later starts skip the scan). If the same trade is there both ways
+(an older persist still writing next to this one), start() fails with what to do, rather
+than keep both.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +47,10 @@ INDEXES = {
     "trades": [("exchange", ASCENDING), ("symbol", ASCENDING), ("trade_id", ASCENDING)],
     "books": [("exchange", ASCENDING), ("symbol", ASCENDING), ("time", ASCENDING)],
 }
+MIGRATIONS = "migrations"  # one document per migration done: {_id: name, time, converted}
+TEXT_TRADE_IDS = "trades.trade_id as text"
+INTEGER_TRADE_IDS = {"trade_id": {"$type": ["int", "long"]}}
+TO_TEXT = [{"$set": {"trade_id": {"$toString": "$trade_id"}}}]  # an update pipeline: 4.2+
 RETRYABLE = (ConnectionFailure, ServerSelectionTimeoutError)
 UNENCODABLE = (OverflowError, InvalidDocument)  # raised by BSON, before anything is sent
 # Write-error codes that say "not now" rather than "not this document".
@@ -62,12 +75,16 @@ class MongoSink:
                 self._db = self._client[self._database]
             for collection, keys in INDEXES.items():
                 await self._db[collection].create_index(keys, unique=True, name="natural_key")
+            await _text_trade_ids(self._db)
         except RETRYABLE as e:
             await self.close()
             raise RetryableSinkError(f"mongodb unreachable: {describe(e)}") from e
         except OperationFailure as e:  # bad credentials, no privilege: a person can fix it
             await self.close()
-            raise RetryableSinkError(f"mongodb refused the indexes: {describe(e)}") from e
+            raise RetryableSinkError(f"mongodb refused the schema setup: {describe(e)}") from e
+        except RetryableSinkError:
+            await self.close()
+            raise
         log.info("mongo sink ready: database %s", self._database)
 
     async def close(self) -> None:
@@ -126,6 +143,30 @@ class MongoSink:
             except PyMongoError as e:
                 raise RetryableSinkError(f"mongodb write failed: {describe(e)}") from e
         return written, refused
+
+
+async def _text_trade_ids(db: Any) -> None:
+    """Integer trade_ids an earlier version stored become text, once per database."""
+    if await db[MIGRATIONS].find_one({"_id": TEXT_TRADE_IDS}) is not None:
+        return
+    try:
+        # Per document atomic, so two persist processes starting together are harmless.
+        reply = await db["trades"].update_many(INTEGER_TRADE_IDS, TO_TEXT)
+    except DuplicateKeyError as e:
+        raise RetryableSinkError(
+            "mongodb trades holds a trade with both an integer and a text trade_id (an older"
+            " persist still writing?): stop it, delete the integer copies that have a text"
+            f" twin, and this start is retried: {describe(e)}"
+        ) from e
+    converted = reply.modified_count
+    try:
+        await db[MIGRATIONS].insert_one(
+            {"_id": TEXT_TRADE_IDS, "time": datetime.now(UTC), "converted": converted}
+        )
+    except DuplicateKeyError:
+        pass  # another persist process recorded it first
+    if converted:
+        log.info("mongo trades: %d integer trade_ids converted to text", converted)
 
 
 def _refusals(e: BulkWriteError, collection: str) -> list[tuple[int, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -9,6 +10,9 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream id, fields) as redis-py returns them
+
+MAX_TRADE_ID_CHARS = 128
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode Cc: C0, DEL, C1 (NUL included)
 
 
 class BadEntry(ValueError):
@@ -21,7 +25,7 @@ class TradeRow:
     time: datetime  # exchange trade time
     exchange: str
     symbol: str
-    trade_id: int
+    trade_id: str  # the venue's id as text: "8270341", "abc-1", "01J9..."
     price: Decimal
     qty: Decimal
     side: str
@@ -35,7 +39,7 @@ class BookRow:
     time: datetime  # when the service sampled the book
     exchange: str
     symbol: str
-    last_update_id: int
+    last_update_id: int | None  # None: the venue numbers no updates (Kraken); "" in the entry
     exchange_time: datetime
     recv_time: datetime
     bids: str  # JSON [[price, qty], ...], the exchange's strings
@@ -51,15 +55,39 @@ def trade_row(entry: Entry) -> TradeRow:
             time=_time(int(f[b"exchange_ts"])),
             exchange=f[b"exchange"].decode(),
             symbol=f[b"symbol"].decode(),
-            trade_id=int(f[b"trade_id"]),
+            trade_id=_trade_id(entry_id, f[b"trade_id"]),
             price=Decimal(f[b"price"].decode()),
             qty=Decimal(f[b"qty"].decode()),
             side=f[b"side"].decode(),
             recv_time=_time(recv_ms),
             recv_ts_ms=recv_ms,
         )
+    except BadEntry:
+        raise
     except (KeyError, ValueError, InvalidOperation, UnicodeDecodeError, OverflowError) as e:
         raise BadEntry(f"trade entry {entry_id!r}: {e!r}") from None
+
+
+def _trade_id(entry_id: bytes, raw: bytes) -> str:
+    """The entry's trade_id as text. Refused when no store should keep it: empty, too long
+    to be an id, or holding a control character (PostgreSQL text cannot hold NUL, and no
+    venue's id has one)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
+        raise BadEntry(
+            f"trade entry {entry_id!r}: trade_id {raw[:40]!r} is not UTF-8: {e}"
+        ) from None
+    why = None
+    if not text:
+        why = "is empty"
+    elif len(text) > MAX_TRADE_ID_CHARS:
+        why = f"is {len(text)} characters, over {MAX_TRADE_ID_CHARS}"
+    elif (control := CONTROL.search(text)) is not None:
+        why = f"holds the control character {control.group()!r}"
+    if why is not None:
+        raise BadEntry(f"trade entry {entry_id!r}: trade_id {text[:40]!r} {why}")
+    return text
 
 
 def book_row(entry: Entry) -> BookRow:
@@ -67,12 +95,13 @@ def book_row(entry: Entry) -> BookRow:
     try:
         bids, asks = f[b"bids"].decode(), f[b"asks"].decode()
         orjson.loads(bids), orjson.loads(asks)
+        update_id = f[b"last_update_id"]
         return BookRow(
             entry_id=entry_id,
             time=_time(int(f[b"time"])),
             exchange=f[b"exchange"].decode(),
             symbol=f[b"symbol"].decode(),
-            last_update_id=int(f[b"last_update_id"]),
+            last_update_id=int(update_id) if update_id else None,
             exchange_time=_time(int(f[b"exchange_ts"])),
             recv_time=_time(float(f[b"recv_ts"])),
             bids=bids,

@@ -7,11 +7,17 @@ asyncpg, encoding it) refuses for what the row holds, its rows are retried one b
 the offending rows are reported as rejected. Any other failure (unreachable, bad password,
 a table dropped under us) is retryable: the next write opens a new pool and re-creates the
 schema.
+
+Schema setup, on every start: create what is missing and migrate what an earlier version
+made (trades.trade_id bigint -> text, l2_snapshots.last_update_id nullable), in one
+transaction under an advisory lock, so persist processes starting together take turns and
+the later ones find nothing left to do.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +37,7 @@ CREATE TABLE IF NOT EXISTS trades (
     time        timestamptz NOT NULL,
     exchange    text        NOT NULL,
     symbol      text        NOT NULL,
-    trade_id    bigint      NOT NULL,
+    trade_id    text        NOT NULL,  -- the venue's id: not every venue's is a number
     price       numeric     NOT NULL,
     qty         numeric     NOT NULL,
     side        text        NOT NULL,
@@ -46,7 +52,7 @@ CREATE TABLE IF NOT EXISTS l2_snapshots (
     time            timestamptz NOT NULL,
     exchange        text        NOT NULL,
     symbol          text        NOT NULL,
-    last_update_id  bigint      NOT NULL,
+    last_update_id  bigint,               -- NULL: the venue numbers no updates (Kraken)
     exchange_time   timestamptz NOT NULL,
     recv_time       timestamptz NOT NULL,
     bids            jsonb       NOT NULL,
@@ -63,6 +69,7 @@ CREATE TEMP TABLE IF NOT EXISTS trades_in (LIKE trades) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS l2_snapshots_in (LIKE l2_snapshots) ON COMMIT DELETE ROWS;
 """
 CONNECT_TIMEOUT_S = 5.0
+SCHEMA_LOCK = int.from_bytes(b"mdschema", "big")  # pg_advisory_xact_lock key, any fixed bigint
 RETRYABLE = (
     OSError,
     TimeoutError,
@@ -92,12 +99,10 @@ class TimescaleSink:
 
     async def start(self) -> None:
         try:
+            self.hypertables = await self._setup_schema()
             self._pool = await asyncpg.create_pool(
                 self._dsn, min_size=0, max_size=2, command_timeout=60, timeout=CONNECT_TIMEOUT_S
             )
-            async with self._pool.acquire() as conn:
-                await conn.execute(SCHEMA)
-                self.hypertables = await _make_hypertables(conn)
         except RETRYABLE as e:
             await self.close()
             raise RetryableSinkError(f"postgresql unreachable: {describe(e)}") from e
@@ -106,6 +111,18 @@ class TimescaleSink:
             raise RetryableSinkError(f"postgresql refused: {describe(e)}") from e
         kind = "hypertables (timescaledb)" if self.hypertables else "plain tables (no timescaledb)"
         log.info("timescale sink ready: %s", kind)
+
+    async def _setup_schema(self) -> bool:
+        """On a connection of its own, without the pool's command timeout: a migration
+        rewrites the whole table and takes as long as that takes."""
+        conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            hypertables = await setup_schema(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        await conn.close(timeout=CONNECT_TIMEOUT_S)
+        return hypertables
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -135,7 +152,95 @@ class TimescaleSink:
             raise RetryableSinkError(f"postgresql refused the batch: {describe(e)}") from e
 
 
-async def _make_hypertables(conn: Conn) -> bool:
+async def setup_schema(conn: asyncpg.Connection) -> bool:
+    """Create the tables, migrate what an earlier version made, and make hypertables when
+    TimescaleDB is available (True then). Raises RetryableSinkError when a table cannot be
+    migrated as it is (a compressed hypertable): a person has to act first."""
+    started = time.monotonic()
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+        await conn.execute(SCHEMA)
+        changes = await _migrate(conn)
+        hypertables = await _make_hypertables(conn)
+    if changes:
+        log.info("schema migrated in %.1f s: %s", time.monotonic() - started, "; ".join(changes))
+    return hypertables
+
+
+async def _migrate(conn: asyncpg.Connection) -> list[str]:
+    """Bring tables an earlier version made to SCHEMA; what was changed (nothing: [])."""
+    rows = await conn.fetch(
+        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND (table_name, column_name) IN"
+        " (('trades', 'trade_id'), ('l2_snapshots', 'last_update_id'))"
+    )
+    columns = {(r["table_name"], r["column_name"]): r for r in rows}
+    changes = []
+    trade_id = columns[("trades", "trade_id")]
+    if trade_id["data_type"] != "text":
+        if await _compression_on(conn, "trades"):
+            raise _compressed("trades", "the type of trade_id")
+        count = await conn.fetchval("SELECT count(*) FROM trades")
+        # Rewrites the table and its indexes under an ACCESS EXCLUSIVE lock.
+        await _alter(
+            conn,
+            "trades",
+            "the type of trade_id",
+            "ALTER COLUMN trade_id TYPE text USING trade_id::text",
+        )
+        changes.append(f"trades.trade_id {trade_id['data_type']} -> text ({count} rows rewritten)")
+    if columns[("l2_snapshots", "last_update_id")]["is_nullable"] == "NO":
+        count = await conn.fetchval("SELECT count(*) FROM l2_snapshots")
+        # Only the catalog. TimescaleDB refuses it with compression on before late 2024
+        # (timescale/timescaledb#7455).
+        await _alter(
+            conn,
+            "l2_snapshots",
+            "last_update_id's NOT NULL",
+            "ALTER COLUMN last_update_id DROP NOT NULL",
+        )
+        changes.append(f"l2_snapshots.last_update_id may be NULL ({count} rows, not rewritten)")
+    return changes
+
+
+async def _alter(conn: asyncpg.Connection, table: str, what: str, change: str) -> None:
+    try:
+        await conn.execute(f"ALTER TABLE {table} {change}")
+    except asyncpg.FeatureNotSupportedError as e:
+        # TimescaleDB's answer for a hypertable with compression on; PostgreSQL's own (a
+        # view uses the column, say) goes up as it is, with the view's name.
+        if "compression" not in str(e):
+            raise
+        raise _compressed(table, what, describe(e)) from e
+
+
+async def _compression_on(conn: asyncpg.Connection, table: str) -> bool:
+    """A hypertable with compression on: TimescaleDB cannot change its columns' types."""
+    if not await conn.fetchval(
+        "SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL"
+    ):
+        return False
+    return bool(
+        await conn.fetchval(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables"
+            " WHERE hypertable_schema = current_schema() AND hypertable_name = $1",
+            table,
+        )
+    )
+
+
+def _compressed(table: str, what: str, answer: str = "") -> RetryableSinkError:
+    """Decompressing may need far more disk than the compressed data: a person decides."""
+    said = f" ({answer})" if answer else ""
+    return RetryableSinkError(
+        f"cannot migrate table {table}: TimescaleDB cannot change {what} of a hypertable with"
+        f" compression on{said}. Decompress it and turn compression off (SELECT"
+        f" decompress_chunk(c, true) FROM show_chunks('{table}') c; ALTER TABLE {table} SET"
+        " (timescaledb.compress = false);); persist retries the migration meanwhile"
+    )
+
+
+async def _make_hypertables(conn: asyncpg.Connection) -> bool:
     available = await conn.fetchval(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
     )

@@ -1,1 +1,2 @@
-"""A local exchange that speaks Binance USD-M futures' wire format: generated or replayed."""
+"""A local exchange in its venues' wire formats (Binance USD-M futures, Binance spot,
+Kraken spot WebSocket v2), generated or replayed, with fault scenarios."""

@@ -23,22 +23,43 @@ RECENT_TRADES = 10_000  # kept for GET /fapi/v1/aggTrades (the exchange keeps th
 
 
 @dataclass(frozen=True, slots=True)
+class Shape:
+    """A market's starting price and its precisions, where a venue fixes them."""
+
+    price: float
+    price_dp: int  # decimals of a price (the tick is 10**-price_dp)
+    qty_dp: int  # decimals of a quantity
+    typical_qty: float  # the order size levels are drawn around
+
+
+@dataclass(frozen=True, slots=True)
 class StepFrames:
     depth: dict[str, Any]
     book_ticker: dict[str, Any] | None
     trade: dict[str, Any] | None
+    changed: frozenset[tuple[str, int]] = frozenset()  # ("b"|"a", ticks) the step touched
 
 
 class SimMarket:
     def __init__(
-        self, symbol: str, seed: int | None = None, start_ms: int = 0, consecutive: bool = False
+        self,
+        symbol: str,
+        seed: int | None = None,
+        start_ms: int = 0,
+        consecutive: bool = False,
+        shape: Shape | None = None,  # another venue's price and precisions (Kraken's)
     ) -> None:
         self.symbol = symbol
         self.consecutive = consecutive  # spot: U == previous u + 1, no gaps between events
         self._rng = random.Random(zlib.crc32(symbol.encode()) + 7919 * (seed or 0))
-        price = KNOWN_PRICES.get(symbol, 1.0 + self._rng.random() * 100)
-        self.price_dp = max(1, min(8, 6 - len(str(int(price)))))
-        self.qty_dp = 3 if price > 100 else 0
+        if shape is None:
+            price = KNOWN_PRICES.get(symbol, 1.0 + self._rng.random() * 100)
+            self.price_dp = max(1, min(8, 6 - len(str(int(price)))))
+            self.qty_dp = 3 if price > 100 else 0
+            self._lot_scale = 10.0 ** max(self.qty_dp, 1)
+        else:
+            price, self.price_dp, self.qty_dp = shape.price, shape.price_dp, shape.qty_dp
+            self._lot_scale = 10.0**self.qty_dp * shape.typical_qty
         tick = 10.0**-self.price_dp
         mid = round(price / tick)
         levels = range(1, INITIAL_LEVELS + 1)
@@ -103,7 +124,7 @@ class SimMarket:
                 "b": self._price(bid), "B": self._qty(bid_qty),
                 "a": self._price(ask), "A": self._qty(ask_qty), "T": now_ms, "E": now_ms,
             }  # fmt: skip
-        return StepFrames(depth, ticker, trade)
+        return StepFrames(depth, ticker, trade, frozenset(changes))
 
     def top(self, depth: int) -> tuple[list[list[str]], list[list[str]]]:
         """The true top of book, as the exchange would render it."""
@@ -165,16 +186,16 @@ class SimMarket:
         return self.bids.peekitem(-1), self.asks.peekitem(0)
 
     def _lots(self) -> int:
-        return max(1, int(self._rng.paretovariate(1.2) * 10 ** max(self.qty_dp, 1)))
+        return max(1, int(self._rng.paretovariate(1.2) * self._lot_scale))
 
     def _price(self, ticks: int) -> str:
-        return _fixed(ticks, self.price_dp)
+        return fixed(ticks, self.price_dp)
 
     def _qty(self, lots: int) -> str:
-        return _fixed(lots, self.qty_dp)
+        return fixed(lots, self.qty_dp)
 
 
-def _fixed(units: int, decimals: int) -> str:
+def fixed(units: int, decimals: int) -> str:
     """Integer units of 10**-decimals as a fixed-point decimal string, exactly."""
     if decimals == 0:
         return str(units)

@@ -1,12 +1,16 @@
 """Faults the simulator can inject, each on every connection it serves (per-connection counts).
 
 Each `*_every N` acts on every N-th frame of its kind on a connection; 0 turns it off.
+The frame faults work on any dialect (a `Wire` says which frames are book diffs and what
+a malformed one looks like); on Kraken a "diff" is a `book` update, whose checksum then
+fails on the client. The Kraken-only knobs (checksum, rejected subscriptions) are worked
+in by sim/kraken_server.py where it builds and answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 
 OVERSIZE_BYTES = 5 * 1024 * 1024  # over the 4 MiB a client accepts
@@ -30,7 +34,37 @@ class Scenario:
     snapshot_failures: int = 1  # ...this many times, then normally
     retry_after_s: float | None = None  # Retry-After header sent with 429/418
     snapshot_log: list[tuple[float, str, int]] = field(default_factory=list)  # (t, symbol, status)
+    checksum_corrupt_every: int = 0  # Kraken: every N-th book update has a wrong checksum
+    reject_symbols: frozenset[str] = frozenset()  # Kraken: subscribing these fails
+    reject_subscribes: int = 0  # Kraken: the first N subscribe requests of a connection fail
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
+
+    def refuses_snapshot(self, now: float, symbol: str) -> bool:
+        """Whether this snapshot request is answered with `snapshot_status` (logged if so)."""
+        if not (self.enabled and self.snapshot_status):
+            return False
+        failed = sum(1 for _, _, status in self.snapshot_log if status == self.snapshot_status)
+        if failed >= self.snapshot_failures:
+            return False
+        self.snapshot_log.append((now, symbol, self.snapshot_status))
+        return True
+
+    def refusal_headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": f"{self.retry_after_s:g}"}
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What the frame faults need to know of one dialect's frames."""
+
+    is_diff: Callable[[bytes], bool]  # a book diff: what gap/duplicate/reorder act on
+    malformed: tuple[bytes, ...]  # sent in turn by malformed_every
+    oversize_head: bytes  # an oversize frame: this, 5 MiB of "x", then '"}'
+
+
+BINANCE = Wire(lambda frame: b"depthUpdate" in frame, MALFORMED, b'{"stream":"x","data":"')
 
 
 class Disconnect(Exception):
@@ -38,34 +72,76 @@ class Disconnect(Exception):
 
 
 def apply(
-    scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str]
+    scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str], wire: Wire = BINANCE
 ) -> AsyncIterator[bytes]:
-    """The frames of one connection, with the scenario's faults worked in."""
-    return _diff_faults(scenario, _connection_faults(scenario, frames, streams))
+    """The frames of one Binance connection carrying `streams`, with the faults worked in.
+    A silence holds the whole connection back until it is over."""
+    symbols = silenced(scenario, {s.split("@", 1)[0].upper() for s in streams})
+    cut = _cut(scenario, streams)
+    return faults(scenario, frames, wire, lambda: symbols, lambda: cut, wait=True)
+
+
+def faults(
+    scenario: Scenario,
+    frames: AsyncIterator[bytes],
+    wire: Wire,
+    symbols: Callable[[], Collection[str]],
+    cut: Callable[[], bool],
+    wait: bool,
+) -> AsyncIterator[bytes]:
+    """The frames of one connection with the faults worked in. `symbols()`: those a silence
+    would start for now; `cut()`: whether disconnect_every applies now; `wait`: whether
+    this stage waits a silence out (else it only marks it, for the source to honour)."""
+    return _diff_faults(
+        scenario, _connection_faults(scenario, frames, wire, symbols, cut, wait), wire.is_diff
+    )
+
+
+def silenced(scenario: Scenario, symbols: Collection[str]) -> set[str]:
+    """Those of `symbols` a silence applies to."""
+    if not scenario.silence_symbols:
+        return set(symbols)
+    return {s for s in symbols if s in scenario.silence_symbols}
+
+
+def start_silence(scenario: Scenario, symbol: str) -> None:
+    """`symbol` goes silent for `silence_ms` from now, on every connection."""
+    if scenario.enabled:
+        now = asyncio.get_running_loop().time()
+        scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
+
+
+def is_silent(scenario: Scenario, symbol: str) -> bool:
+    if not scenario.enabled or not scenario.silence_ms:
+        return False
+    return scenario.silent_until.get(symbol, 0.0) > asyncio.get_running_loop().time()
 
 
 async def _connection_faults(
-    scenario: Scenario, frames: AsyncIterator[bytes], streams: set[str]
+    scenario: Scenario,
+    frames: AsyncIterator[bytes],
+    wire: Wire,
+    symbols: Callable[[], Collection[str]],
+    cut: Callable[[], bool],
+    wait: bool,
 ) -> AsyncIterator[bytes]:
-    symbols = {s.split("@", 1)[0].upper() for s in streams}
-    if scenario.silence_symbols:
-        symbols &= scenario.silence_symbols
-    silent = bool(scenario.silence_ms and symbols)
-    cut_every = scenario.disconnect_every if _cut(scenario, streams) else 0
     sent = 0
     async for frame in frames:
         if not scenario.enabled:
             yield frame
             continue
         sent += 1
-        if cut_every and sent % cut_every == 0:
+        if scenario.disconnect_every and sent % scenario.disconnect_every == 0 and cut():
             raise Disconnect
-        if silent:
-            await _keep_silence(scenario, symbols, start=sent % scenario.silence_every == 0)
+        if scenario.silence_ms:
+            silent = symbols()
+            if silent:
+                start = sent % scenario.silence_every == 0
+                await _keep_silence(scenario, silent, start, wait)
         if scenario.malformed_every and sent % scenario.malformed_every == 0:
-            yield MALFORMED[(sent // scenario.malformed_every) % len(MALFORMED)]
+            yield wire.malformed[(sent // scenario.malformed_every) % len(wire.malformed)]
         if scenario.oversize_every and sent % scenario.oversize_every == 0:
-            yield b'{"stream":"x","data":"' + b"x" * OVERSIZE_BYTES + b'"}'
+            yield wire.oversize_head + b"x" * OVERSIZE_BYTES + b'"}'
         yield frame
 
 
@@ -75,25 +151,31 @@ def _cut(scenario: Scenario, streams: set[str]) -> bool:
     return not kinds or any(kind in s.lower() for s in streams for kind in kinds)
 
 
-async def _keep_silence(scenario: Scenario, symbols: set[str], start: bool) -> None:
-    """Start a silence for these symbols, or wait out one that is under way."""
-    now = asyncio.get_running_loop().time()
+async def _keep_silence(
+    scenario: Scenario, symbols: Collection[str], start: bool, wait: bool
+) -> None:
+    """Start a silence for these symbols, or (`wait`) wait out one that is under way."""
     if start:
         for symbol in symbols:
-            scenario.silent_until[symbol] = now + scenario.silence_ms / 1000
-    wait = max(scenario.silent_until.get(s, 0.0) for s in symbols) - now
-    if wait > 0:
-        await asyncio.sleep(wait)
+            start_silence(scenario, symbol)
+    if not wait:
+        return
+    now = asyncio.get_running_loop().time()
+    left = max(scenario.silent_until.get(s, 0.0) for s in symbols) - now
+    if left > 0:
+        await asyncio.sleep(left)
 
 
-async def _diff_faults(scenario: Scenario, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _diff_faults(
+    scenario: Scenario, frames: AsyncIterator[bytes], is_diff: Callable[[bytes], bool]
+) -> AsyncIterator[bytes]:
     depth = 0
     held: bytes | None = None
     async for frame in frames:
         if held is not None and not scenario.enabled:
             yield held
             held = None
-        if not scenario.enabled or b"depthUpdate" not in frame:
+        if not scenario.enabled or not is_diff(frame):
             yield frame
             continue
         depth += 1

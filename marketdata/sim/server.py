@@ -8,6 +8,12 @@ WS    /public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker   (depth, bo
       /public/ws/<stream>, /market/ws/<stream>                          (raw, unwrapped)
       {"method": "SUBSCRIBE", "params": [...], "id": 1} on an open connection
 As on the real exchange, a stream asked for on the wrong route delivers nothing.
+
+The other dialects, served beside this one by sim/app.py's create_sim_app on one port:
+Binance spot (spot_server.py)   REST /api/v3/depth, /api/v3/exchangeInfo, /api/v3/aggTrades
+                                WS   /stream?streams=...
+Kraken spot v2 (kraken_server.py) WS /kraken/v2 (subscribe/unsubscribe, ping, heartbeat)
+Faults (scenarios.py) act on each connection of every dialect.
 """
 
 from __future__ import annotations
@@ -37,10 +43,23 @@ BAD_LIMIT = orjson.dumps({"code": -1100, "msg": "Illegal characters found in par
 NO_SYMBOL = b'{"code":-1102,"msg":"Mandatory parameter symbol"}'
 
 
+PATHS = ("/fapi/v1/...", "/public/stream", "/market/stream", "/public/ws/", "/market/ws/")
+
+
 def create_app(
     source: Source, ping_interval_s: float = 180.0, scenario: Scenario | None = None
 ) -> web.Application:
     app = web.Application()
+    add_futures_routes(app, source, ping_interval_s, scenario)
+    return app
+
+
+def add_futures_routes(
+    app: web.Application,
+    source: Source,
+    ping_interval_s: float = 180.0,
+    scenario: Scenario | None = None,
+) -> None:
     app[SOURCE] = source
     app[PING_INTERVAL] = ping_interval_s
     app[SCENARIO] = scenario or Scenario()
@@ -49,7 +68,6 @@ def create_app(
     app.router.add_get("/fapi/v1/aggTrades", agg_trades)
     app.router.add_get("/{route:public|market}/stream", combined_stream)
     app.router.add_get("/{route:public|market}/ws/{stream}", raw_stream)
-    return app
 
 
 async def exchange_info(request: web.Request) -> web.Response:
@@ -76,17 +94,21 @@ async def depth_snapshot(request: web.Request) -> web.Response:
         return web.Response(status=400, body=NO_SYMBOL)
     scenario = request.app[SCENARIO]
     loop_time = asyncio.get_running_loop().time()
-    failed = sum(1 for _, _, status in scenario.snapshot_log if status == scenario.snapshot_status)
-    if scenario.enabled and scenario.snapshot_status and failed < scenario.snapshot_failures:
-        scenario.snapshot_log.append((loop_time, symbol, scenario.snapshot_status))
-        headers = {}
-        if scenario.retry_after_s is not None:
-            headers["Retry-After"] = f"{scenario.retry_after_s:g}"
-        body = orjson.dumps({"code": -1003, "msg": "Too many requests (simulated)."})
-        return web.Response(status=scenario.snapshot_status, body=body, headers=headers)
+    if scenario.refuses_snapshot(loop_time, symbol):
+        return refused_snapshot(scenario)
     status, body = request.app[SOURCE].snapshot(symbol, limit)
     scenario.snapshot_log.append((loop_time, symbol, status))
     return web.Response(status=status, body=body, content_type="application/json")
+
+
+def refused_snapshot(scenario: Scenario) -> web.Response:
+    body = orjson.dumps({"code": -1003, "msg": "Too many requests (simulated)."})
+    return web.Response(
+        status=scenario.snapshot_status,
+        body=body,
+        headers=scenario.refusal_headers(),
+        content_type="application/json",
+    )
 
 
 async def agg_trades(request: web.Request) -> web.Response:

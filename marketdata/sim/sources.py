@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Protocol
 
 import orjson
 
 from marketdata.sim.capture import Capture
-from marketdata.sim.market import SimMarket
+from marketdata.sim.market import SimMarket, StepFrames
 
 INVALID_SYMBOL = orjson.dumps({"code": -1121, "msg": "Invalid symbol."})
 # What `marketdata sim` lists by default: some of the exchange's most traded contracts.
@@ -67,7 +67,9 @@ class GeneratedSource:
             market = self.markets[symbol] = SimMarket(
                 symbol, self.seed, _now_ms(), self.consecutive_ids
             )
-            self._tasks[symbol] = asyncio.get_running_loop().create_task(self._tick(market))
+            self._tasks[symbol] = asyncio.get_running_loop().create_task(
+                run_steps(market, self.rate, lambda: self.paused, self._stepped)
+            )
         return market
 
     def listed(self) -> list[str]:
@@ -108,24 +110,13 @@ class GeneratedSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _tick(self, market: SimMarket) -> None:
-        loop = asyncio.get_running_loop()
-        started, done = loop.time(), 0
+    def _stepped(self, market: SimMarket, frames: StepFrames) -> None:
         name = market.symbol.lower()
-        while True:
-            due = int((loop.time() - started) * self.rate) - done
-            if self.paused:
-                done += max(due, 0)
-                due = 0
-            for _ in range(min(due, 10_000)):
-                frames = market.step(_now_ms())
-                self._publish(f"{name}@depth", frames.depth)
-                if frames.book_ticker is not None:
-                    self._publish(f"{name}@bookTicker", frames.book_ticker)
-                if frames.trade is not None:
-                    self._publish(f"{name}@aggTrade", frames.trade)
-            done += max(due, 0)
-            await asyncio.sleep(max(0.001, min(0.1, 1 / self.rate)))
+        self._publish(f"{name}@depth", frames.depth)
+        if frames.book_ticker is not None:
+            self._publish(f"{name}@bookTicker", frames.book_ticker)
+        if frames.trade is not None:
+            self._publish(f"{name}@aggTrade", frames.trade)
 
     def _publish(self, stream: str, data: dict[str, Any]) -> None:
         """Send to subscribers of `stream` or of a variant of it (`btcusdt@depth@100ms`)."""
@@ -193,6 +184,27 @@ def _captured_trades(capture: Capture) -> dict[str, list[dict[str, Any]]]:
             rendered = {k: data.get(k) for k in ("a", "p", "q", "f", "l", "T", "m")}
             trades.setdefault(str(data.get("s")), {})[data["a"]] = rendered
     return {s: [by_id[i] for i in sorted(by_id)] for s, by_id in trades.items()}
+
+
+async def run_steps(
+    market: SimMarket,
+    rate: float,
+    paused: Callable[[], bool],
+    on_step: Callable[[SimMarket, StepFrames], None],
+) -> None:
+    """Step `market` `rate` times a second (catching up after a slow tick), handing each
+    step to `on_step`; while `paused()`, the market stands still and the steps are lost."""
+    loop = asyncio.get_running_loop()
+    started, done = loop.time(), 0
+    while True:
+        due = int((loop.time() - started) * rate) - done
+        if paused():
+            done += max(due, 0)
+            due = 0
+        for _ in range(min(due, 10_000)):
+            on_step(market, market.step(_now_ms()))
+        done += max(due, 0)
+        await asyncio.sleep(max(0.001, min(0.1, 1 / rate)))
 
 
 def _now_ms() -> int:

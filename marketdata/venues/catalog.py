@@ -9,11 +9,15 @@ from __future__ import annotations
 from marketdata.exchange_config import ExchangeConfig
 from marketdata.exchanges.binance_config import BinanceFuturesConfig, BinanceSpotConfig
 from marketdata.venues.bybit.config import BybitConfig
+from marketdata.venues.coinbase.config import CoinbaseConfig
 from marketdata.venues.kraken.config import KrakenConfig
+from marketdata.venues.okx.config import OkxConfig
 
 VENUE_CONFIGS: dict[str, type[ExchangeConfig]] = {
     "binance_futures": BinanceFuturesConfig,
     "binance_spot": BinanceSpotConfig,
     "bybit": BybitConfig,
+    "coinbase": CoinbaseConfig,
     "kraken": KrakenConfig,
+    "okx": OkxConfig,
 }

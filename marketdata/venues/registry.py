@@ -7,11 +7,15 @@ from marketdata.exchanges.binance_spot import BinanceSpot
 from marketdata.exchanges.binance_venue import BinanceVenue
 from marketdata.venue import Venue
 from marketdata.venues.bybit.venue import BybitVenue
+from marketdata.venues.coinbase.venue import CoinbaseVenue
 from marketdata.venues.kraken.venue import KrakenVenue
+from marketdata.venues.okx.venue import OkxVenue
 
 VENUES: dict[str, Venue] = {
     "binance_futures": BinanceVenue("binance_futures", BinanceFutures),
     "binance_spot": BinanceVenue("binance_spot", BinanceSpot),
     "bybit": BybitVenue(),
+    "coinbase": CoinbaseVenue(),
     "kraken": KrakenVenue(),
+    "okx": OkxVenue(),
 }

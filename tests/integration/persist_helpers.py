@@ -17,7 +17,7 @@ from marketdata.spool import TRADES_STREAM, trade_entry
 
 def trade_fields(i: int, symbol: str = "BTCUSDT") -> dict[str, str]:
     trade = Trade(
-        "binance_futures", symbol, i, 0.0, 0.0, f"{100 + i % 50}.5", "0.25",
+        "binance_futures", symbol, str(i), 0.0, 0.0, f"{100 + i % 50}.5", "0.25",
         "buy" if i % 2 else "sell", 1_700_000_000_000 + i, time.time(),
     )  # fmt: skip
     return trade_entry(trade)

@@ -25,7 +25,7 @@ MONGO_URL = os.environ.get("MARKETDATA_TEST_MONGO_URL")
 def rows(n: int, first: int = 0) -> list[TradeRow]:
     now = datetime.now(UTC)
     return [
-        TradeRow(f"{i}-0".encode(), now, "binance_futures", "BTCUSDT", i, Decimal("1.5"),
+        TradeRow(f"{i}-0".encode(), now, "binance_futures", "BTCUSDT", str(i), Decimal("1.5"),
                  Decimal("0.25"), "buy", now, 0.0)
         for i in range(first, first + n)
     ]  # fmt: skip
@@ -65,7 +65,7 @@ async def test_mongo_outage_retries_then_drains_exactly(redis_server, redis_clie
         service.stop()
         await task
     ids = [d["trade_id"] for d in db["trades"].docs]
-    assert sorted(ids) == list(range(4000))
+    assert sorted(ids, key=int) == [str(i) for i in range(4000)]
 
 
 async def _docs(db: FakeDatabase, n: int) -> bool:

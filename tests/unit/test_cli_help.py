@@ -60,3 +60,23 @@ def test_consumer_shows_exact_spread_and_mid_and_names_channels_as_the_service_d
     assert consumer.channels("kraken", "XBT/USD") == (
         "orderbook:kraken:XBT/USD", "trades:kraken:XBT/USD",
     )  # fmt: skip
+
+
+def test_sim_help_names_the_venues_and_the_kraken_faults(capsys):
+    text = " ".join(_help("sim", capsys=capsys).split())
+    for words in (
+        "--venues A,B", "binance_futures, binance_spot, kraken", "/kraken/v2",
+        "--symbols [VENUE=]A,B", "--checksum-corrupt-every N", "--reject-symbols A,B",
+        "--reject-subscribes N",
+    ):  # fmt: skip
+        assert words in text, words
+    args = _parser().parse_args(
+        ["sim", "--venues", "kraken", "--symbols", "kraken=BTC/USD", "--reject-symbols",
+         "eth/usd", "--checksum-corrupt-every", "7", "--reject-subscribes", "2"]
+    )  # fmt: skip
+    from marketdata.cli import _scenario
+
+    scenario = _scenario(args)
+    assert scenario.reject_symbols == frozenset({"ETH/USD"})
+    assert (scenario.checksum_corrupt_every, scenario.reject_subscribes) == (7, 2)
+    assert args.symbols == ["kraken=BTC/USD"]

@@ -48,3 +48,15 @@ def test_requests_are_spaced() -> None:
     g = gate(clock, min_spacing_s=0.1)
     g._next_request_at = clock.now + 0.1
     assert abs(g.wait_s(2) - 0.1) < 1e-9
+
+
+def test_a_venue_brings_its_own_weight_header_and_ban_status() -> None:
+    clock = Clock()
+    g = gate(clock, weight_limit_per_min=100, budget_fraction=1.0, min_spacing_s=0,
+             weight_header="X-Used", ban_status=None)  # fmt: skip
+    g.record(200, {"X-MBX-USED-WEIGHT-1M": "99"})  # another venue's header: not read
+    assert g.wait_s(10) == 0
+    g.record(200, {"X-Used": "95"})
+    assert g.wait_s(10) == 30.0
+    g.record(418, {"Retry-After": "1"})  # no ban status on this venue: not a stop
+    assert g.blocked_until == 0.0

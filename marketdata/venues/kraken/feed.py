@@ -51,6 +51,7 @@ from marketdata.venues.kraken.wire import (
     Trades,
     parse,
 )
+from marketdata.venues.symbol_metrics import SymbolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class KrakenFeed:
             for channel in ("book", "trade"):
                 self._subs[(channel, symbol)] = Subscription(channel, symbol, name, backoff())
         self._resync_backoff = {s: backoff() for s in symbols}
-        self._metrics_of = {s: _SymbolMetrics(metrics, s) for s in symbols}
+        self._metrics_of = {s: SymbolMetrics(metrics, NAME, s) for s in symbols}
         self._diffs_seen = metrics.messages_processed.labels("depth")
         self._trades_seen = metrics.messages_processed.labels("trade")
         self._trades_accepted = metrics.trades_processed.labels()
@@ -368,19 +369,26 @@ class KrakenFeed:
             self._wake.set()
 
     async def _maintain(self) -> None:
-        """Send due subscribes, time out unanswered ones, ping; wake on anything new."""
+        """Send due subscribes, time out unanswered ones, ping; wake on anything new. A
+        failure here is logged (once while it lasts) and retried: it must not end the
+        service, nor leave the pairs silently unsubscribed."""
         ping_every = self._config.ping_interval_s
         next_ping = time.monotonic() + ping_every
+        trouble = Outage(f"{self.key}: subscription upkeep", log, level=logging.ERROR)
         while True:
+            self._wake.clear()  # before the work: a wake during it is not lost
             now = time.monotonic()
             wake_at = now + 1.0
-            if self.connection.connected:
-                wake_at = min(wake_at, await self._send_due(now))
-                if now >= next_ping:
-                    next_ping = now + ping_every
-                    await self._send({"method": "ping", "req_id": self._next_id()})
-                wake_at = min(wake_at, next_ping)
-            self._wake.clear()
+            try:
+                if self.connection.connected:
+                    wake_at = min(wake_at, await self._send_due(now))
+                    if now >= next_ping:
+                        next_ping = now + ping_every
+                        await self._send({"method": "ping", "req_id": self._next_id()})
+                    wake_at = min(wake_at, next_ping)
+                trouble.ok()
+            except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
+                trouble.fail(e)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
             except TimeoutError:
@@ -438,27 +446,6 @@ class KrakenFeed:
     def _next_id(self) -> int:
         self._req_id += 1
         return self._req_id
-
-
-class _SymbolMetrics:
-    __slots__ = (
-        "_levels_ask", "_levels_bid", "checksum_mismatches", "dropped", "resyncs", "synced",
-        "updates",
-    )  # fmt: skip
-
-    def __init__(self, metrics: Any, symbol: str) -> None:
-        labels = (NAME, symbol)
-        self.updates = metrics.orderbook_updates.labels(*labels)
-        self.dropped = metrics.diffs_dropped.labels(*labels)
-        self.resyncs = metrics.resyncs.labels(*labels)
-        self.checksum_mismatches = metrics.checksum_mismatches.labels(*labels)
-        self.synced = metrics.book_synced.labels(*labels)
-        self._levels_bid = metrics.book_levels.labels(*labels, "bid")
-        self._levels_ask = metrics.book_levels.labels(*labels, "ask")
-
-    def levels(self, bids: int, asks: int) -> None:
-        self._levels_bid.set(bids)
-        self._levels_ask.set(asks)
 
 
 def feeds_for(config: KrakenConfig, context: FeedContext) -> list[KrakenFeed]:
