@@ -3,6 +3,7 @@
 binance_futures  /fapi/v1/..., /public|market/stream, /public|market/ws/<stream>
 binance_spot     /api/v3/..., /stream
 kraken           /kraken/v2
+bybit            /bybit/v5/public/linear (and /spot, /inverse)
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from marketdata.sim import kraken_server, server, spot_server
+from marketdata.sim import bybit_server, kraken_server, server, spot_server
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import Source
 
-VENUES = ("binance_futures", "binance_spot", "kraken")
+VENUES = ("binance_futures", "binance_spot", "kraken", "bybit")
 PATHS = {
     "binance_futures": server.PATHS,
     "binance_spot": spot_server.PATHS,
     "kraken": kraken_server.PATHS,
+    "bybit": bybit_server.PATHS,
 }
 
 
@@ -34,13 +37,18 @@ def create_sim_app(
     ping_interval_s: float = 180.0,
     heartbeat_s: float = 1.0,
 ) -> web.Application:
-    """`venues`: venue name -> its source (a KrakenSource for "kraken"). `scenario`: one
-    for every venue (shared counts and log), or one per venue name (none: no faults)."""
+    """`venues`: venue name -> its source (a KrakenSource for "kraken", a BybitSource for
+    "bybit"). `scenario`: one for every venue (shared counts and log), or one per venue
+    name (none: no faults)."""
     app = web.Application()
     for venue, source in venues.items():
         faults = scenario.get(venue) if isinstance(scenario, Mapping) else scenario
-        if venue == "kraken":
-            if not isinstance(source, KrakenSource):
+        if venue == "bybit":
+            if not isinstance(source, BybitSource):
+                raise VenueError(f"venue bybit needs a BybitSource, not {type(source).__name__}")
+            bybit_server.create_bybit_routes(app, source, faults)
+        elif venue == "kraken":
+            if not isinstance(source, KrakenSource) or isinstance(source, BybitSource):
                 raise VenueError(f"venue kraken needs a KrakenSource, not {type(source).__name__}")
             kraken_server.create_kraken_routes(app, source, faults, heartbeat_s)
         elif isinstance(source, KrakenSource):

@@ -3,6 +3,7 @@
 --venues binance_futures,binance_spot,kraken
 --symbols BTCUSDT,ETHUSDT                 (no VENUE=: the futures venue)
 --symbols kraken=BTC/USD,ETH/USD          (repeatable, one per venue)
+--symbols bybit=BTCUSDT,ETHUSDT
 --replay binance_spot=spot.jsonl          (a capture instead of generated markets)
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from marketdata.sim.app import PATHS, VENUES
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.capture import load_capture
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
@@ -37,12 +39,17 @@ def sources(
         raise VenueArgsError(f"--venues: unknown {unknown or venues!r}; known: {', '.join(VENUES)}")
     listed = _per_venue("--symbols", symbols, served)
     captures = _per_venue("--replay", replays, served)
-    if "kraken" in captures:
-        raise VenueArgsError("--replay: the kraken venue serves generated markets only")
+    for generated_only in ("kraken", "bybit"):
+        if generated_only in captures:
+            raise VenueArgsError(
+                f"--replay: the {generated_only} venue serves generated markets only"
+            )
     out: dict[str, Source | KrakenSource] = {}
     for venue in served:
         names = [s.strip() for s in listed.get(venue, "").split(",") if s.strip()] or None
-        if venue == "kraken":
+        if venue == "bybit":
+            out[venue] = BybitSource(rate, seed, names)
+        elif venue == "kraken":
             out[venue] = KrakenSource(rate, seed, names)
         elif venue in captures:
             out[venue] = ReplaySource(load_capture(captures[venue]), speed)

@@ -80,3 +80,16 @@ def test_sim_help_names_the_venues_and_the_kraken_faults(capsys):
     assert scenario.reject_symbols == frozenset({"ETH/USD"})
     assert (scenario.checksum_corrupt_every, scenario.reject_subscribes) == (7, 2)
     assert args.symbols == ["kraken=BTC/USD"]
+
+
+def test_sim_help_names_bybit_and_its_restart_knob(capsys):
+    text = " ".join(_help("sim", capsys=capsys).split())
+    for words in ("kraken, bybit", "/bybit/v5/public/linear", "--restart-every N", "u=1"):
+        assert words in text, words
+    args = _parser().parse_args(
+        ["sim", "--venues", "bybit", "--reject-symbols", "ethusdt", "--restart-every", "50"]
+    )
+    from marketdata.cli import _scenario
+
+    scenario = _scenario(args)
+    assert (scenario.reject_symbols, scenario.restart_every) == (frozenset({"ETHUSDT"}), 50)
