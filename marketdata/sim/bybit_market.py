@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,7 @@ class BybitSource(KrakenSource):
         self.deltas: dict[tuple[str, int], Delta | None] = {}  # of the latest step
         self.trades: dict[str, TradeEntry | None] = {}  # of the latest step
         self._last_price: dict[str, tuple[str, str]] = {}  # symbol -> (price, tick)
+        self.subscribed: Counter[str] = Counter()  # topic -> subscribes served, all connections
 
     def market(self, symbol: str) -> SimMarket:
         if symbol not in self.seq:

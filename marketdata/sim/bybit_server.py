@@ -242,6 +242,7 @@ class Connection:
                 failures.append(f"error:handler not found,topic:{topic}")
             else:
                 self.subscriptions[topic] = subscription
+                self.source.subscribed[topic] += 1
                 made.append(subscription)
         # Bybit names one failing topic; the client asks again for the others alone.
         self._reply("subscribe", not failures, failures[0] if failures else "", req_id)
