@@ -19,7 +19,8 @@ WS  /bybit/v5/public/linear   (also /spot and /inverse: the same generated symbo
 A book topic with no frame for `resend_s` (3 s) sends its snapshot again, `u` unchanged.
 All frames of a connection (replies too) go out in order through one queue and the
 scenario's faults (sim/scenarios.py): gap/duplicate/reorder act on book deltas (the
-client sees `u` break and resubscribes that symbol); restart_every, reject_symbols
+client sees `u` break and resubscribes that symbol; a reorder of two symbols' deltas
+breaks neither); restart_every, reject_symbols
 ("error:handler not found") and reject_subscribes ("Params Error", naming no topic) are
 Bybit's own. A silence is per symbol: after every `silence_every` frames of a symbol, that
 symbol alone pauses and then resumes with a snapshot. Replay of a capture is not served

@@ -38,8 +38,9 @@ class Scenario:
     reject_symbols: frozenset[str] = frozenset()  # Kraken: subscribing these fails
     reject_subscribes: int = 0  # Kraken: the first N subscribe requests of a connection fail
     # Bybit: gap/duplicate/reorder act on `orderbook` deltas (u breaks: that symbol is
-    # resubscribed); reject_symbols answers "error:handler not found,topic:...",
-    # reject_subscribes "Params Error" (naming no topic); no checksum to corrupt.
+    # resubscribed; a reorder of two symbols' deltas breaks nothing); reject_symbols
+    # answers "error:handler not found,topic:...", reject_subscribes "Params Error"
+    # (naming no topic); no checksum to corrupt.
     restart_every: int = 0  # Bybit: every N-th book delta is a snapshot with u == 1 instead
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
 

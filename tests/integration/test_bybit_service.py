@@ -21,6 +21,7 @@ from marketdata.persist.timescale import TimescaleSink
 from marketdata.service import Service
 from marketdata.sim.app import create_sim_app
 from marketdata.sim.bybit_market import BybitSource, trade_id
+from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.scenarios import Scenario
 from tests.helpers import free_port
 from tests.integration.persist_helpers import persist_config, row_counts, run_persist
@@ -198,12 +199,14 @@ async def test_a_break_in_u_resubscribes_only_its_symbol(redis_server, bybit_run
 
 @pytest.mark.parametrize("knob", ["duplicate_every", "reorder_every"])
 async def test_duplicated_or_reordered_deltas_resync_their_symbol(redis_server, bybit_run, knob):
+    """One symbol per connection (the default), so the two deltas a reorder swaps are the
+    same symbol's: every fault breaks `u` on its connection, resyncing that symbol."""
     run = await bybit_run(Scenario(**{knob: 50}), rate=60)
-    service = await run.start(redis_server.url, symbols_per_connection=3)
+    service = await run.start(redis_server.url)
     await run.collector.collect_until(lambda c: False, timeout_s=3.0)
     assert await run.settle(), "books did not reach the simulator's final state"
     resyncs = _per_symbol(service, "resyncs_total")
-    assert sum(resyncs.values()) >= 2, resyncs
+    assert min(resyncs.values()) >= 1, resyncs
     for symbol in SYMBOLS:
         assert run.source.subscribed[f"orderbook.{DEPTH}.{symbol}"] == 1 + resyncs[symbol]
 
@@ -330,3 +333,94 @@ async def test_bybit_trades_reach_postgres_once_each(redis_server, redis_client,
     assert {(r["symbol"], r["trade_id"]): r["side"] for r in rows} == sides
     prices = {r["symbol"]: r["price"] for r in rows}
     assert prices["SOLUSDT"] == prices["SOLUSDT"].quantize(Decimal("0.001"))
+
+
+async def test_a_bybit_fault_leaves_kraken_beside_it_alone(redis_server, redis_client):
+    """Bybit and Kraken from one config against one simulator serving both dialects: a
+    break in Bybit's `u` resyncs Bybit symbols, never a Kraken pair."""
+    pairs = ("BTC/USD", "ETH/USD")
+    sources: dict[str, Any] = {
+        "bybit": BybitSource(60, 5, SYMBOLS[:2]),
+        "kraken": KrakenSource(60, 5, pairs),
+    }
+    scenarios = {"bybit": Scenario(gap_every=40), "kraken": Scenario()}
+    runner = web.AppRunner(create_sim_app(sources, scenarios), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    ws = f"ws://127.0.0.1:{port}"
+    config = parse_config(
+        {
+            "redis_url": redis_server.url,
+            "health_port": 0,
+            "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
+            "exchanges": {
+                "bybit": {
+                    "symbols": list(SYMBOLS[:2]),
+                    "depth": DEPTH,
+                    "ws_url": f"{ws}/bybit/v5/public/linear",
+                },
+                "kraken": {"symbols": list(pairs), "ws_url": f"{ws}/kraken/v2", "depth": 25},
+            },
+            "spool": {"spill_path": os.path.join(tempfile.mkdtemp(), "spool.jsonl")},
+        },
+        environ={},
+    )
+    service = Service(config)
+    task = asyncio.create_task(service.run())
+    try:
+
+        async def bybit_resynced() -> bool:
+            return sum(_per_symbol(service, "resyncs_total").values()) >= 2
+
+        assert await wait_until(bybit_resynced, 15.0)
+        kraken = {p: metric(service, "resyncs_total", exchange="kraken", symbol=p) for p in pairs}
+        assert kraken == dict.fromkeys(pairs, 0.0)
+        scenarios["bybit"].enabled = False
+
+        async def ready() -> bool:
+            return service.http_port is not None and (await get_json(service, "/ready"))[0] == 200
+
+        assert await wait_until(ready, 10.0)
+        _, body = await get_json(service, "/ready")
+        assert body["symbols"] == 4
+    finally:
+        service.stop()
+        await task
+        for source in sources.values():
+            await source.close()
+        await runner.cleanup()
+
+
+async def test_spot_takes_its_topics_ten_at_most_per_request(redis_server, redis_client):
+    """Six spot symbols on one connection are twelve topics: the simulator refuses a
+    request of more than ten, as Bybit spot does, so the service must split them."""
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT", "XRPUSDT", "ADAUSDT")
+    collector = Collector(redis_client)
+    await collector.start()
+    run = BybitRun(BybitSource(50, 9, symbols), Scenario(), collector)
+    try:
+        url = f"ws://127.0.0.1:{run.port}/bybit/v5/public/spot"
+        service = await run.start(redis_server.url, symbols=list(symbols), category="spot",
+                                  symbols_per_connection=6, ws_url=url)  # fmt: skip
+        status, body = await run.ready()
+        assert status == 200, body
+        assert body["symbols"] == 6
+        failures = sum(
+            metric(service, "subscription_failures_total", exchange="bybit", symbol=s,
+                   channel=c, reason="rejected")
+            for s in symbols for c in ("orderbook", "publicTrade")
+        )  # fmt: skip
+        assert failures == 0
+
+        def traded(c: Collector) -> bool:
+            return all(c.messages[f"trades:bybit:{s}"] for s in symbols[:3])
+
+        assert await collector.collect_until(traded, 2.0)
+        for symbol in symbols[:3]:
+            ids = [t["trade_id"] for t in collector.messages[f"trades:bybit:{symbol}"]]
+            assert all(i.isdigit() for i in ids)
+            first = int(ids[0]) - int(trade_id(symbol, 0, "spot"))
+            assert ids == [trade_id(symbol, n, "spot") for n in range(first, first + len(ids))]
+    finally:
+        await run.stop()
