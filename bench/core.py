@@ -7,8 +7,8 @@ import time
 import orjson
 
 from marketdata.book import PriceLevel
-from marketdata.exchanges import BinanceFutures
 from marketdata.sync import BookSync, Outcome
+from marketdata.venues.binance import BinanceFutures
 
 Tops = dict[str, tuple[list[PriceLevel], list[PriceLevel]]]
 

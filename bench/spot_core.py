@@ -22,8 +22,8 @@ import orjson
 
 from bench.peer import PIN, available, drive
 from marketdata.book import PriceLevel
-from marketdata.exchanges import BinanceSpot
 from marketdata.sync import BookSync, Outcome
+from marketdata.venues.binance import BinanceSpot
 
 SPOT_CAPTURE = Path(__file__).parents[1] / "tests" / "fixtures" / "binance_spot_2021-08-14.jsonl"
 MAX_LEVELS = 20_000  # the snapshots hold 5000 a side; diffs add more outside them

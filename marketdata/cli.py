@@ -56,18 +56,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser(
         "sim",
-        help="run the local exchange simulator (Binance futures/spot, Kraken, Bybit)",
+        help="run the local exchange simulator (Binance futures/spot, Kraken, OKX, Coinbase, "
+        "Bybit)",
         description="A local exchange on one port, in each venue's wire format: "
         "binance_futures at /fapi/v1/... and /public|market/stream, binance_spot at "
-        "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2, bybit (v5 public) "
-        "at /bybit/v5/public/linear (and /spot, /inverse).",
+        "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2, okx (v5 public) at "
+        "/okx/ws/v5/public and /api/v5/market/books, coinbase (Advanced Trade market data) "
+        "at /coinbase, bybit (v5 public) at /bybit/v5/public/linear (and /spot, /inverse).",
         formatter_class=_DefaultsShown,
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
     sim.add_argument(
         "--venues", metavar="A,B", default="binance_futures",
-        help="venues to serve: binance_futures, binance_spot, kraken, bybit",
+        help="venues to serve: binance_futures, binance_spot, kraken, okx, coinbase, bybit",
     )  # fmt: skip
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
     sim.add_argument("--seed", type=int, help="fix the generated markets (default: random)")
@@ -96,8 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         ("oversize-every", "send a frame over 4 MiB every N frames"),
         ("malformed-every", "send a malformed frame every N frames"),
         ("silence-every", "with --silence-ms: go silent after every N frames (default 100)"),
-        ("checksum-corrupt-every", "Kraken: every N-th book update carries a wrong checksum"),
-        ("reject-subscribes", "Kraken: refuse the first N subscribe requests of each "
+        ("checksum-corrupt-every", "Kraken, OKX: every N-th book update carries a wrong "
+         "checksum (OKX with --okx-zero-checksums: a wrong prevSeqId)"),
+        ("reject-subscribes", "Kraken, OKX: refuse the first N subscribe requests of each "
          "connection (later ones succeed); Bybit: answer them \"Params Error\""),
         ("restart-every", "Bybit: every N-th book delta is a snapshot with u=1, as after a "
          "Bybit service restart"),
@@ -108,15 +111,35 @@ def _parser() -> argparse.ArgumentParser:
                         "(e.g. aggTrade; on Kraken channels, e.g. trade)")  # fmt: skip
     faults.add_argument("--silence-ms", type=int, metavar="MS", help="length of each silence")
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
-    faults.add_argument("--reject-symbols", metavar="A,B",
-                        help="Kraken, Bybit: refuse subscribing these symbols (e.g. "
-                        "ETH/USD, ETHUSDT)")  # fmt: skip
-    faults.add_argument("--snapshot-status", type=int, choices=(429, 418, 500),
-                        help="answer Binance snapshot requests with this status")  # fmt: skip
+    faults.add_argument(
+        "--reject-symbols", metavar="A,B",
+        help="Kraken, OKX, Coinbase, Bybit: refuse subscribing these symbols (e.g. ETH/USD)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--fault-symbols", metavar="A,B",
+        help="Coinbase: gap, duplicate, reorder (on every frame) and disconnect only on "
+        "connections carrying these products (e.g. BTC-USD)",
+    )  # fmt: skip
+    faults.add_argument(
+        "--snapshot-status", type=int, choices=(429, 418, 500),
+        help="answer Binance (and OKX REST books) snapshot requests with this status",
+    )  # fmt: skip
     faults.add_argument(
         "--snapshot-failures", type=int, metavar="N", help="that many times (default: 1)"
     )
     faults.add_argument("--retry-after", type=float, metavar="S", help="Retry-After with 429/418")
+    faults.add_argument(
+        "--upgrade-notice-after", type=float, metavar="S",
+        help="OKX: send notice 64008 this long into each connection...",
+    )  # fmt: skip
+    faults.add_argument(
+        "--upgrade-close", type=float, metavar="S",
+        help="...and close the connection this long after it (default: 30)",
+    )  # fmt: skip
+    sim.add_argument(
+        "--okx-zero-checksums", action="store_true",
+        help="OKX: send every books checksum as 0, as production does",
+    )  # fmt: skip
     sim.set_defaults(handler=_sim)
     return parser
 
@@ -322,7 +345,7 @@ def _sim(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         venues = sources(args.venues, args.symbols or [], args.replay or [], args.rate,
-                         args.seed, args.speed)  # fmt: skip
+                         args.seed, args.speed, not args.okx_zero_checksums)  # fmt: skip
         scenarios = {venue: _scenario(args) for venue in venues}
         app = create_sim_app(venues, scenarios, args.ping_interval)
         runner = web.AppRunner(app, access_log=None)
@@ -363,6 +386,10 @@ def _scenario(args: argparse.Namespace) -> Any:
     }  # fmt: skip
     if args.retry_after is not None:
         given["retry_after_s"] = args.retry_after
+    if args.upgrade_notice_after is not None:
+        given["upgrade_notice_after_s"] = args.upgrade_notice_after
+    if args.upgrade_close is not None:
+        given["upgrade_close_s"] = args.upgrade_close
     if args.disconnect_streams:
         given["disconnect_streams"] = frozenset(
             s.strip().lower() for s in args.disconnect_streams.split(",")
@@ -375,6 +402,8 @@ def _scenario(args: argparse.Namespace) -> Any:
         given["reject_symbols"] = frozenset(
             s.strip().upper() for s in args.reject_symbols.split(",")
         )
+    if args.fault_symbols:
+        given["fault_symbols"] = frozenset(s.strip().upper() for s in args.fault_symbols.split(","))
     return Scenario(**given)
 
 

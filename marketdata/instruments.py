@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.logs import describe
+from marketdata.venues.base import ExchangeAdapter, MalformedMessage
 
 log = logging.getLogger(__name__)
 

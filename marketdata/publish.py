@@ -5,6 +5,16 @@ changes wait for the interval to pass (trailing edge), so the latest book always
 and the first change after a quiet spell goes out without waiting. Trades are never
 conflated: every one is published, in order, and kept for a retry when Redis fails.
 
+A flush sends the due books BOOKS_PER_BATCH at a time, each batch rendered just before it
+goes, so the first books are not held while the last ones render; when more are due than
+a batch holds, the next renders while one is in flight (up to MAX_IN_FLIGHT, pipelined on
+the one connection). Batches in flight together hold different symbols, and at most one
+of them holds trades or spool appends, so neither a symbol's books nor the trades can
+overtake each other whatever order they complete in. A symbol's interval counts from its
+own batch, so symbols that fell due together spread out: each batch falls due again one
+interval after it was built, instead of all of them waiting for one big render. The loop
+sleeps on a timer armed for the next due time; a change due before that wakes it at once.
+
 Outcomes are per command. A trade has two: its PUBLISH and its spool XADD, each pending
 until Redis accepts it; what Redis accepted is never sent again, what it refused (OOM,
 NOPERM, READONLY...) is counted and retried after RETRY_DELAY_S. Readiness comes from the
@@ -18,8 +28,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -36,6 +47,8 @@ from marketdata.state import AnyState
 
 log = logging.getLogger(__name__)
 
+BOOKS_PER_BATCH = 10  # books rendered per round trip (3 commands each)
+MAX_IN_FLIGHT = 2  # batches of one flush on the wire at once
 IDLE_PING_S = 1.0  # with nothing to send, PING this often so readiness stays true
 SILENT_AFTER_S = 3.0  # no reply for this long (a batch stuck in flight): not ready
 DEFAULT_MAX_PENDING_TRADES = 100_000
@@ -55,6 +68,17 @@ class Batch:
     trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
     spool: SpoolPart | None = None
+
+
+@dataclass
+class InFlight:
+    batch: Batch
+    built: float  # monotonic time it was built (its books' publish time)
+    replies: asyncio.Future[list[Any]]
+
+    @property
+    def holds_queues(self) -> bool:
+        return bool(self.batch.trades) or self.batch.spool is not None
 
 
 class Publisher:
@@ -94,6 +118,7 @@ class Publisher:
         self._batch_error: str | None = None  # why the last batch failed as a whole
         self._last_reply = float("-inf")  # monotonic time of Redis's last reply
         self._wake = asyncio.Event()
+        self._timer_at = float("-inf")  # monotonic time the sleeping loop wakes (-inf: awake)
         self._stopping = False
         self.trades_published = 0
 
@@ -104,9 +129,12 @@ class Publisher:
     def book_changed(self, state: AnyState) -> None:
         if state not in self._dirty:
             self._dirty[state] = None
-            # Wake the loop even when the symbol is not due yet: it must arm the timer for
-            # the trailing-edge publish, or a quiet market would never see its last change.
-            self._wake.set()
+            # Wake the sleeping loop when this symbol is due before its timer: at once when
+            # its interval has passed, or to re-arm the timer for the trailing-edge publish
+            # (or a quiet market would never see its last change). An awake loop looks at
+            # the dirty set before it sleeps again.
+            if self._last_publish.get(state, 0.0) + self._interval < self._timer_at:
+                self._wake.set()
 
     def trade(self, state: AnyState, trade: Trade) -> None:
         trades = self._trades
@@ -157,35 +185,97 @@ class Publisher:
     async def run(self) -> None:
         """Flush whenever something is due, until stop() or cancellation."""
         while not self._stopping:
-            timeout = self._until_next_due()
-            if timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-            self._wake.clear()
+            await self._sleep_until_due()
             if self._stopping:
                 return
             self.sample_books()
             if not await self.flush() and self._batch_error is not None:
                 await asyncio.sleep(RETRY_DELAY_S)
 
-    async def flush(self, everything: bool = False) -> bool:
-        """Publish the due books and all pending trades in one pipeline, with the spool
-        appends. True when Redis accepted every command (or there was nothing to send)."""
-        now = time.monotonic()
-        batch = self._build(now, everything)
-        if batch is None:
-            return True
+    async def _sleep_until_due(self) -> None:
+        """Until the next due time or a wake(): a timer that sets the event, so the loop
+        resumes one step after it fires (wait_for would add a task and its cancellation)."""
+        delay = self._until_next_due()
+        if delay <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._wake.clear()
+        timer = loop.call_at(loop.time() + delay, self._wake.set)
+        self._timer_at = time.monotonic() + delay
         try:
-            replies = await self._sender.send(batch.commands)
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+            self._timer_at = float("-inf")
+
+    async def flush(self, everything: bool = False) -> bool:
+        """Publish the due books, BOOKS_PER_BATCH per batch, each rendered as it goes (the
+        next while one is in flight, when it has books due), with the pending trades and
+        spool appends. True when Redis accepted every command (or there was nothing to
+        send). Each batch takes what is pending when it is built; `everything` (a drain)
+        sends the held trades and appends in the first batch only and every dirty book
+        once, so what Redis refuses waits for the next flush."""
+        sent: set[AnyState] = set()  # a refused book is dirty again: not in this flush
+        flight: deque[InFlight] = deque()
+        accepted, queues, more = True, everything, True
+        try:
+            while more or flight:
+                if more and len(flight) < MAX_IN_FLIGHT:
+                    now = time.monotonic()
+                    books_only = any(f.holds_queues for f in flight)
+                    batch = self._build(now, everything, queues, sent, books_only)
+                    queues = False
+                    more = batch is not None and len(batch.due) == BOOKS_PER_BATCH
+                    more = more and (everything or not self._stopping)
+                    more = more and self._any_due(now, everything, sent)
+                    if batch is None:
+                        continue
+                    if not more and not flight:  # the only batch: no task needed
+                        outcome = await self._complete(
+                            batch, now, self._sender.send(batch.commands)
+                        )
+                        return accepted and outcome is True
+                    replies = asyncio.ensure_future(self._sender.send(batch.commands))
+                    flight.append(InFlight(batch, now, replies))
+                    await asyncio.sleep(0)  # it goes on the wire before the next one renders
+                    continue
+                f = flight.popleft()
+                outcome = await self._complete(f.batch, f.built, f.replies)
+                more = more and outcome is not None  # failed as a whole: the rest waits
+                accepted = accepted and outcome is True
+        except BaseException:
+            while flight:
+                self._abandon(flight.popleft())
+            raise
+        return accepted
+
+    async def _complete(
+        self, batch: Batch, now: float, replies: Awaitable[list[Any]]
+    ) -> bool | None:
+        """Await one batch's replies and settle it: True when every command was accepted,
+        False when some were refused, None when the batch failed as a whole."""
+        try:
+            result = await replies
         except (RedisError, OSError) as e:
             raise_if_cancelling()
             self._failed(e, batch)
-            return False
+            return None
         except BaseException:  # cancelled: nothing left the pending queues
             self._give_back(batch)
             raise
+        return self._settle(batch, now, result)
+
+    def _abandon(self, f: InFlight) -> None:
+        """A batch in flight when the flush was cancelled: settled if its replies are in
+        (what Redis accepted is never sent again), pending again otherwise."""
+        if f.replies.done() and not f.replies.cancelled() and f.replies.exception() is None:
+            self._settle(f.batch, f.built, f.replies.result())
+            return
+        f.replies.cancel()
+        self._give_back(f.batch)
+
+    def _settle(self, batch: Batch, now: float, replies: list[Any]) -> bool:
+        """Map the replies back to what they stand for: True when all were accepted."""
         self._replied()
         if ReplyError in map(type, replies):
             refused: frozenset[int] | set[int] = self._refusals.record(batch.commands, replies)
@@ -199,10 +289,15 @@ class Publisher:
             self._spool.settle(batch.spool, replies, refused, now)
         return not refused
 
-    def _build(self, now: float, everything: bool) -> Batch | None:
-        due = self._take_due(now, everything)
+    def _build(
+        self, now: float, everything: bool, queues: bool, sent: set[AnyState], books_only: bool
+    ) -> Batch | None:
+        """The next batch: up to BOOKS_PER_BATCH books not in `sent` that are due (or
+        dirty at all, with `everything`), and unless `books_only` the pending trades and
+        spool appends (held ones too, with `queues`); None when there is nothing to send."""
+        due = self._take_due(now, everything, sent)
         trades: deque[PendingTrade] = deque()
-        if self._trades and (everything or now >= self._trades_held_until):
+        if self._trades and not books_only and (queues or now >= self._trades_held_until):
             trades, self._trades = self._trades, trades
         batch = Batch(
             [("PUBLISH", state.channels.trades, trade_message(t)) for state, t in trades],
@@ -218,8 +313,10 @@ class Publisher:
             commands.append(("PUBLISH", state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
         batch.book_starts.append(len(commands))
+        if books_only:
+            return batch if commands else None
         if self._spool is not None:  # last: XLEN replies end the list
-            batch.spool = self._spool.take(commands, now, everything)
+            batch.spool = self._spool.take(commands, now, queues)
         if commands:
             return batch
         if now - self._last_reply >= IDLE_PING_S:
@@ -241,15 +338,32 @@ class Publisher:
             if entry is not None:
                 self._spool.add_book(entry)
 
-    def _take_due(self, now: float, everything: bool) -> list[tuple[AnyState, float | None]]:
-        """Remove the symbols due to publish from the dirty set, each with the receive time
-        of the newest diff the book about to be rendered holds (None: unchanged since its
-        last publish). Read now: diffs applied while the PUBLISH is in flight are not in it."""
+    def _any_due(self, now: float, everything: bool, sent: set[AnyState]) -> bool:
+        """Whether a next batch would have books (what _take_due would take)."""
         last, interval = self._last_publish, self._interval
-        due = [s for s in self._dirty if everything or now - last.get(s, 0.0) >= interval]
+        return any(
+            s not in sent and (everything or now - last.get(s, 0.0) >= interval)
+            for s in self._dirty
+        )
+
+    def _take_due(
+        self, now: float, everything: bool, sent: set[AnyState]
+    ) -> list[tuple[AnyState, float | None]]:
+        """Remove up to BOOKS_PER_BATCH symbols due to publish from the dirty set, each with
+        the receive time of the newest diff the book about to be rendered holds (None:
+        unchanged since its last publish). Read now: diffs applied while the PUBLISH is in
+        flight are not in it. They are added to `sent`."""
+        last, interval = self._last_publish, self._interval
+        due = []
+        for state in self._dirty:
+            if state not in sent and (everything or now - last.get(state, 0.0) >= interval):
+                due.append(state)
+                if len(due) == BOOKS_PER_BATCH:
+                    break
         taken = []
         for state in due:
             del self._dirty[state]
+            sent.add(state)
             taken.append((state, state.last_recv_ts if state.book_unpublished else None))
             state.book_unpublished = False
         return taken

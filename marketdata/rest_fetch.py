@@ -15,10 +15,10 @@ from typing import Protocol, TypeVar
 import aiohttp
 
 from marketdata.capped_read import BodyTooLarge, read_capped
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.logs import describe
 from marketdata.outage import Outage
 from marketdata.rest_gate import RestGate
+from marketdata.venues.base import MalformedMessage
 
 REQUEST_TIMEOUT_S = 10.0
 

@@ -16,7 +16,6 @@ from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.config import ReconnectConfig
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import BookSnapshot, BookTicker, DepthDiff, Event, Trade
-from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
@@ -28,6 +27,7 @@ from marketdata.sync import BREAKS, BookSync, Outcome
 from marketdata.top_audit import TopAudit, Verdict
 from marketdata.trade_gaps import GapLimits, TradeGaps
 from marketdata.trade_history import TradeHistory
+from marketdata.venues.base import ExchangeAdapter, MalformedMessage
 
 log = logging.getLogger(__name__)
 

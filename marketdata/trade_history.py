@@ -11,10 +11,10 @@ import aiohttp
 
 from marketdata.capped_read import DEFAULT_MAX_PAGE_BYTES
 from marketdata.events import Trade
-from marketdata.exchanges.base import ExchangeAdapter
 from marketdata.metrics import Metrics
 from marketdata.rest_fetch import Failure, RestFetch
 from marketdata.rest_gate import RestGate
+from marketdata.venues.base import ExchangeAdapter
 
 log = logging.getLogger(__name__)
 

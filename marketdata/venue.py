@@ -1,11 +1,12 @@
 """The boundary between the service and each venue.
 
-A venue (one package under marketdata/venues, or marketdata/exchanges for Binance) turns
-its config section into feeds. A feed owns some connections and the books and trades of
-the symbols they carry: per symbol (Binance: a diff stream and a trade stream, each its own
-connection) or per group of symbols on one connection (Kraken: `symbols_per_connection`).
-How a book is kept, checked and resynced is the venue's: REST snapshots bridged by update
-ids, in-band snapshots checked by checksums, per-connection sequence numbers.
+A venue (one package under marketdata/venues) turns its config section into feeds. A feed
+owns some connections and the books and trades of the symbols they carry: per symbol
+(Binance: a diff stream and a trade stream, each its own connection, or a group of symbols
+sharing two) or per group of symbols on one connection (Kraken, OKX, Coinbase:
+`symbols_per_connection`). How a book is kept, checked and resynced is the venue's: REST
+snapshots bridged by update ids, in-band snapshots checked by checksums, per-connection
+sequence numbers.
 
 What every feed gives the service is the same: its tasks, its symbols' states (which the
 publisher renders), why each symbol is not ready, its gauges, and a clean close.

@@ -10,7 +10,6 @@ symbol the venue does not list) is not restarted: the same config would fail aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ import aiohttp
 import orjson
 
 from marketdata.backoff import Backoff
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,7 @@ class WorkerProcess:
             log.warning("%s (pid %d, shard %d/%d) died after %.1f s: %s; restarting in %.2f s",
                         self.name, process.pid, self.index, self.count, ran, self.last_exit,
                         delay)  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            await wait_event(self._stopping, delay)
             if self._stopping.is_set():
                 self.state = WorkerState.STOPPED
                 return code

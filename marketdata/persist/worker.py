@@ -34,6 +34,7 @@ from marketdata.persist.replies import claimed_entries, read_entries
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
 from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -296,11 +297,8 @@ class SinkWorker:
 
     async def _pause(self, delay_s: float) -> None:
         """Sleep before a retry; raises Stopping as soon as stop() is called."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), delay_s)
-        except TimeoutError:
-            return
-        raise Stopping
+        if await wait_event(self._stop, delay_s):
+            raise Stopping
 
     def _writing_state(self) -> SinkState:
         """The state of a sink that writes: DEGRADED while it is far behind, else OK."""

@@ -4,7 +4,8 @@ Each `*_every N` acts on every N-th frame of its kind on a connection; 0 turns i
 The frame faults work on any dialect (a `Wire` says which frames are book diffs and what
 a malformed one looks like); on Kraken a "diff" is a `book` update, whose checksum then
 fails on the client. The Kraken-only knobs (checksum, rejected subscriptions) are worked
-in by sim/kraken_server.py where it builds and answers.
+in by sim/kraken_server.py where it builds and answers; sim/okx_server.py does the same
+for OKX (where a diff is a `books` update, and the upgrade notice is its own).
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class Scenario:
     checksum_corrupt_every: int = 0  # Kraken: every N-th book update has a wrong checksum
     reject_symbols: frozenset[str] = frozenset()  # Kraken: subscribing these fails
     reject_subscribes: int = 0  # Kraken: the first N subscribe requests of a connection fail
+    # Coinbase: gap/duplicate/reorder act on every frame of a connection (its sequence_num
+    # counts them all), and with disconnect_every only on connections carrying one of these
+    # products (empty: every connection); reject_* answer with Coinbase's error frame.
+    fault_symbols: frozenset[str] = frozenset()
+    # OKX: checksum_corrupt_every breaks a `books` update's checksum (its prevSeqId when
+    # checksums are off); reject_symbols / reject_subscribes answer error 60018.
+    upgrade_notice_after_s: float = 0.0  # OKX: send 64008 this long into each connection...
+    upgrade_close_s: float = 30.0  # ...and close it this long after the notice
     # Bybit: gap/duplicate/reorder act on `orderbook` deltas (u breaks: that symbol is
     # resubscribed; a reorder of two symbols' deltas breaks nothing); reject_symbols
     # answers "error:handler not found,topic:...", reject_subscribes "Params Error"

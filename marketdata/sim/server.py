@@ -26,9 +26,9 @@ import time
 import orjson
 from aiohttp import WSMsgType, web
 
-from marketdata.exchanges.binance_futures import AGG_TRADES_MAX_LIMIT, SNAPSHOT_LIMITS
 from marketdata.sim.scenarios import Disconnect, Scenario, apply
 from marketdata.sim.sources import Source
+from marketdata.venues.binance.futures import AGG_TRADES_MAX_LIMIT, SNAPSHOT_LIMITS
 
 log = logging.getLogger(__name__)
 

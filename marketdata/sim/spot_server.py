@@ -25,10 +25,10 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from marketdata.exchanges.binance_spot import AGG_TRADES_MAX_LIMIT, MAX_SNAPSHOT_LIMIT
 from marketdata.sim.scenarios import Disconnect, Scenario, apply
 from marketdata.sim.server import refused_snapshot
 from marketdata.sim.sources import Source
+from marketdata.venues.binance.spot import AGG_TRADES_MAX_LIMIT, MAX_SNAPSHOT_LIMIT
 
 SOURCE = web.AppKey("spot_source", Source)
 PING_INTERVAL = web.AppKey("spot_ping_interval", float)

@@ -1,8 +1,9 @@
 """The venues `marketdata sim` serves, built from its command line.
 
---venues binance_futures,binance_spot,kraken
+--venues binance_futures,binance_spot,kraken,coinbase
 --symbols BTCUSDT,ETHUSDT                 (no VENUE=: the futures venue)
 --symbols kraken=BTC/USD,ETH/USD          (repeatable, one per venue)
+--symbols okx=BTC-USDT,ETH-USDT
 --symbols bybit=BTCUSDT,ETHUSDT
 --replay binance_spot=spot.jsonl          (a capture instead of generated markets)
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from marketdata.sim.app import PATHS, VENUES
+from marketdata.sim.app import PATHS, VENUES, AnySource
 from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.capture import load_capture
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
-from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource, Source
+from marketdata.sim.okx_market import OkxSource
+from marketdata.sim.sources import COMMON_SYMBOLS, GeneratedSource, ReplaySource
 
 DEFAULT_VENUE = "binance_futures"  # what a value without VENUE= is for
 
@@ -31,7 +34,8 @@ def sources(
     rate: float,
     seed: int | None,
     speed: float = 1.0,
-) -> dict[str, Source | KrakenSource]:
+    okx_checksums: bool = True,
+) -> dict[str, AnySource]:
     """venue -> its source. Generated sources start their markets on first use."""
     served = [v.strip() for v in venues.split(",") if v.strip()]
     unknown = [v for v in served if v not in VENUES]
@@ -39,18 +43,22 @@ def sources(
         raise VenueArgsError(f"--venues: unknown {unknown or venues!r}; known: {', '.join(VENUES)}")
     listed = _per_venue("--symbols", symbols, served)
     captures = _per_venue("--replay", replays, served)
-    for generated_only in ("kraken", "bybit"):
+    for generated_only in ("kraken", "okx", "coinbase", "bybit"):
         if generated_only in captures:
             raise VenueArgsError(
                 f"--replay: the {generated_only} venue serves generated markets only"
             )
-    out: dict[str, Source | KrakenSource] = {}
+    out: dict[str, AnySource] = {}
     for venue in served:
         names = [s.strip() for s in listed.get(venue, "").split(",") if s.strip()] or None
         if venue == "bybit":
             out[venue] = BybitSource(rate, seed, names)
+        elif venue == "okx":
+            out[venue] = OkxSource(rate, seed, names, checksums=okx_checksums)
         elif venue == "kraken":
             out[venue] = KrakenSource(rate, seed, names)
+        elif venue == "coinbase":
+            out[venue] = CoinbaseSource(rate, seed, names)
         elif venue in captures:
             out[venue] = ReplaySource(load_capture(captures[venue]), speed)
         else:
@@ -70,11 +78,11 @@ def _per_venue(flag: str, values: Sequence[str], served: list[str]) -> dict[str,
     return out
 
 
-def describe_venues(venues: Mapping[str, Source | KrakenSource]) -> str:
+def describe_venues(venues: Mapping[str, AnySource]) -> str:
     """One line: each venue with its paths and where its data comes from."""
     parts = []
     for venue, source in venues.items():
-        if isinstance(source, GeneratedSource | KrakenSource):
+        if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
             what = f"generated, {source.rate:g} events/s per symbol"
         else:
             what = "replayed"
@@ -82,7 +90,7 @@ def describe_venues(venues: Mapping[str, Source | KrakenSource]) -> str:
     return "; ".join(parts)
 
 
-async def close_sources(venues: Mapping[str, Source | KrakenSource]) -> None:
+async def close_sources(venues: Mapping[str, AnySource]) -> None:
     for source in venues.values():
-        if isinstance(source, GeneratedSource | KrakenSource):
+        if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
             await source.close()

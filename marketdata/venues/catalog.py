@@ -7,7 +7,7 @@ feeds each venue builds are in marketdata.venues.registry.
 from __future__ import annotations
 
 from marketdata.exchange_config import ExchangeConfig
-from marketdata.exchanges.binance_config import BinanceFuturesConfig, BinanceSpotConfig
+from marketdata.venues.binance.config import BinanceFuturesConfig, BinanceSpotConfig
 from marketdata.venues.bybit.config import BybitConfig
 from marketdata.venues.coinbase.config import CoinbaseConfig
 from marketdata.venues.kraken.config import KrakenConfig

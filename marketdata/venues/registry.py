@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from marketdata.exchanges.binance_futures import BinanceFutures
-from marketdata.exchanges.binance_spot import BinanceSpot
-from marketdata.exchanges.binance_venue import BinanceVenue
 from marketdata.venue import Venue
+from marketdata.venues.binance.futures import BinanceFutures
+from marketdata.venues.binance.spot import BinanceSpot
+from marketdata.venues.binance.venue import BinanceVenue
 from marketdata.venues.bybit.venue import BybitVenue
 from marketdata.venues.coinbase.venue import CoinbaseVenue
 from marketdata.venues.kraken.venue import KrakenVenue

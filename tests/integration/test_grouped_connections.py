@@ -4,8 +4,8 @@ symbols it carried."""
 
 from __future__ import annotations
 
-from marketdata.exchanges.binance_group import BinanceGroupFeed, merge_streams
 from marketdata.sim.scenarios import Scenario
+from marketdata.venues.binance.group import BinanceGroupFeed, merge_streams
 from tests.integration.scenario_runner import metric, start_run
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

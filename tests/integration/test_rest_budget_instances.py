@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from marketdata.exchanges.binance_futures import SNAPSHOT_WEIGHTS
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from marketdata.venues.binance.futures import SNAPSHOT_WEIGHTS
 from tests.integration.conftest import SimServer, service_config
 
 SYMBOLS = [f"S{i:03d}USDT" for i in range(100)]

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from marketdata.capped_read import BodyTooLarge, read_capped
 from marketdata.config import ReconnectConfig
-from marketdata.exchanges import BinanceFutures
 from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 from marketdata.sync import BookSync
+from marketdata.venues.binance import BinanceFutures
 
 LIMIT = 100_000
 SNAPSHOT = orjson.dumps(

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from marketdata.exchanges import BinanceFutures
 from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.trade_history import TradeHistory
+from marketdata.venues.binance import BinanceFutures
 
 KEY = "binance_futures:CTKUSDT"
 Serve = Callable[[web.Application], Awaitable[str]]

@@ -11,10 +11,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from marketdata.exchanges import BinanceFutures
 from marketdata.instruments import symbol_problems
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from marketdata.venues.binance import BinanceFutures
 from tests.helpers import free_port
 from tests.integration.conftest import SimServer, service_config, write_service_config
 from tests.integration.scenario_runner import wait_until

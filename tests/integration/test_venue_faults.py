@@ -10,8 +10,8 @@ import pytest
 
 from marketdata.sim.scenarios import Scenario
 from tests.integration.scenario_runner import metric
-from tests.integration.test_three_venues import SYMBOLS
-from tests.integration.test_three_venues import three_venues as three_venues  # the fixture
+from tests.integration.test_venues_together import SYMBOLS
+from tests.integration.test_venues_together import venues_run as venues_run  # the fixture
 
 SCENARIOS = {  # fresh for each test: a run turns its scenario off to settle
     "gap": lambda: Scenario(gap_every=30),
@@ -35,13 +35,13 @@ def _touched(service: Any, venue: str) -> float:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 @pytest.mark.parametrize("faulty", ["binance_spot", "kraken"])
 async def test_a_fault_is_recovered_and_kept_to_its_venue(
-    faulty: str, name: str, redis_server: Any, three_venues: Any
+    faulty: str, name: str, redis_server: Any, venues_run: Any
 ) -> None:
-    run = await three_venues({faulty: SCENARIOS[name]()})
+    run = await venues_run({faulty: SCENARIOS[name]()})
     service = await run.start(redis_server.url)
     await run.collector.collect_until(lambda c: False, timeout_s=4.0)
     assert await run.settle(), f"{faulty} {name}: books did not reach the simulator's"
-    for venue in SYMBOLS:
+    for venue in run.venues:
         if venue != faulty:
             assert _touched(service, venue) == 0, (venue, "touched by a fault elsewhere")
     # A disconnect cannot go unnoticed, nor a lost diff on Binance; a lost Kraken update

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from marketdata.events import BookTicker, DepthDiff, Trade
-from marketdata.exchanges import BinanceFutures, MalformedMessage
+from marketdata.venues.binance import BinanceFutures, MalformedMessage
 
 DEPTH = (
     b'{"stream":"sushiusdt@depth@100ms","data":{"e":"depthUpdate","E":1626992741037,'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata.exchanges import BinanceFutures, MalformedMessage
-from marketdata.exchanges.base import MAX_ID
+from marketdata.venues.base import MAX_ID
+from marketdata.venues.binance import BinanceFutures, MalformedMessage
 
 TRADE = (
     b'{"stream":"ctkusdt@aggTrade","data":{"e":"aggTrade","E":1626992741575,"a":16599292,'

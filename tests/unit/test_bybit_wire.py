@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from marketdata.exchanges.base import MalformedMessage
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.bybit.wire import BookMessage, Pong, Reply, Ticker, Trades, parse
 
 DELTA = (

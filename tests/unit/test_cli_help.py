@@ -82,9 +82,28 @@ def test_sim_help_names_the_venues_and_the_kraken_faults(capsys):
     assert args.symbols == ["kraken=BTC/USD"]
 
 
+def test_sim_help_names_okx_and_its_upgrade_notice(capsys):
+    text = " ".join(_help("sim", capsys=capsys).split())
+    for words in (
+        "kraken, okx", "/okx/ws/v5/public", "--upgrade-notice-after S", "--upgrade-close S",
+        "--okx-zero-checksums",
+    ):  # fmt: skip
+        assert words in text, words
+    args = _parser().parse_args(
+        ["sim", "--venues", "okx", "--upgrade-notice-after", "60", "--upgrade-close", "5",
+         "--okx-zero-checksums", "--reject-symbols", "eth-usdt"]
+    )  # fmt: skip
+    from marketdata.cli import _scenario
+
+    scenario = _scenario(args)
+    assert (scenario.upgrade_notice_after_s, scenario.upgrade_close_s) == (60.0, 5.0)
+    assert scenario.reject_symbols == frozenset({"ETH-USDT"})
+    assert args.okx_zero_checksums
+
+
 def test_sim_help_names_bybit_and_its_restart_knob(capsys):
     text = " ".join(_help("sim", capsys=capsys).split())
-    for words in ("kraken, bybit", "/bybit/v5/public/linear", "--restart-every N", "u=1"):
+    for words in ("coinbase, bybit", "/bybit/v5/public/linear", "--restart-every N", "u=1"):
         assert words in text, words
     args = _parser().parse_args(
         ["sim", "--venues", "bybit", "--reject-symbols", "ethusdt", "--restart-every", "50"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketdata.exchanges.base import MalformedMessage
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.coinbase.wire import (
     BookEvent,
     Error,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata.exchanges import BinanceFutures, MalformedMessage
-from marketdata.exchanges.base import decimal_value
 from marketdata.sim.capture import CapturedFrame, load_capture
+from marketdata.venues.base import decimal_value
+from marketdata.venues.binance import BinanceFutures, MalformedMessage
 from tests.helpers import FUTURES_CAPTURE
 
 DEPTH = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata.exchanges import BinanceFutures, BinanceSpot, MalformedMessage
-from marketdata.exchanges.base import MAX_ID, to_trade_id, to_update_id
+from marketdata.venues.base import MAX_ID, to_trade_id, to_update_id
+from marketdata.venues.binance import BinanceFutures, BinanceSpot, MalformedMessage
 
 SPOT_DEPTH = (
     b'{"stream":"x@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"FTMUSDT",'

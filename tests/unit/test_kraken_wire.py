@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from marketdata.events import Trade
-from marketdata.exchanges.base import MalformedMessage
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.kraken.wire import (
     Ack,
     Bbo,

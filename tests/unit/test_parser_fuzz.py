@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketdata.exchanges import BinanceFutures, MalformedMessage
+from marketdata.venues.binance import BinanceFutures, MalformedMessage
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),

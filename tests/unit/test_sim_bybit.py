@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.sim.bybit_market import BybitSource, trade_id
 from marketdata.sim.bybit_server import create_bybit_app
 from marketdata.sim.scenarios import Scenario
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.bybit.book_state import BybitBook, Outcome
 from marketdata.venues.bybit.subscriptions import named_topics
 from marketdata.venues.bybit.wire import BookMessage, BybitEvent, Pong, Reply, Ticker, Trades, parse

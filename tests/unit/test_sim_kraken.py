@@ -11,10 +11,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.kraken_server import create_kraken_app
 from marketdata.sim.scenarios import Scenario
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.kraken import KrakenBook, Outcome, Precision, parse
 from marketdata.venues.kraken.wire import (
     Ack,

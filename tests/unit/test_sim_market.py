@@ -3,9 +3,9 @@ from __future__ import annotations
 import orjson
 
 from marketdata.continuity import FuturesChain
-from marketdata.exchanges import BinanceFutures
 from marketdata.sim.market import SimMarket
 from marketdata.sync import BookSync, Outcome
+from marketdata.venues.binance import BinanceFutures
 
 
 def test_generated_diffs_chain_like_futures_and_rebuild_the_true_book() -> None:

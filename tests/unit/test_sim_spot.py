@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 
 from marketdata.events import BookTicker, DepthDiff
-from marketdata.exchanges import BinanceSpot
 from marketdata.sim.capture import load_capture
 from marketdata.sim.market import SimMarket
 from marketdata.sim.spot_server import spot_shaped
+from marketdata.venues.binance import BinanceSpot
 from tests.helpers import SPOT_CAPTURE
 
 

@@ -10,13 +10,15 @@ import pytest
 from aiohttp import web
 
 from marketdata.events import DepthDiff
-from marketdata.exchanges import BinanceSpot
 from marketdata.sim.app import VenueError, create_sim_app
 from marketdata.sim.bybit_market import BybitSource
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
+from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import GeneratedSource, Source
 from marketdata.sim.venues import VenueArgsError, describe_venues, sources
+from marketdata.venues.binance import BinanceSpot
 from tests.helpers import free_port
 
 Serve = Callable[..., Awaitable[str]]
@@ -26,10 +28,11 @@ Serve = Callable[..., Awaitable[str]]
 async def serve() -> AsyncIterator[Serve]:
     """Serves create_sim_app(venues, scenario) on a free port; its base URL (http)."""
     runners: list[web.AppRunner] = []
-    started: list[Mapping[str, Source | KrakenSource]] = []
+    started: list[Mapping[str, Source | KrakenSource | CoinbaseSource]] = []
 
     async def start(
-        venues: Mapping[str, Source | KrakenSource], scenario: Scenario | None = None
+        venues: Mapping[str, Source | KrakenSource | CoinbaseSource],
+        scenario: Scenario | None = None,
     ) -> str:
         runner = web.AppRunner(create_sim_app(venues, scenario), access_log=None)
         await runner.setup()
@@ -42,7 +45,7 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for venues in started:
         for source in venues.values():
-            if isinstance(source, GeneratedSource | KrakenSource):
+            if isinstance(source, GeneratedSource | KrakenSource | CoinbaseSource):
                 await source.close()
     for runner in runners:
         await runner.cleanup()
@@ -76,8 +79,12 @@ async def test_one_app_serves_every_venue_in_its_own_dialect(serve):
 def test_a_venue_needs_a_source_of_its_kind():
     with pytest.raises(VenueError, match="kraken needs a KrakenSource"):
         create_sim_app({"kraken": GeneratedSource(1.0)})
-    with pytest.raises(VenueError, match="unknown venue 'okx'"):
-        create_sim_app({"okx": GeneratedSource(1.0)})
+    with pytest.raises(VenueError, match="unknown venue 'nowhere'"):
+        create_sim_app({"nowhere": GeneratedSource(1.0)})
+    with pytest.raises(VenueError, match="okx needs an OkxSource"):
+        create_sim_app({"okx": KrakenSource(1.0)})
+    with pytest.raises(VenueError, match="kraken needs a KrakenSource, not OkxSource"):
+        create_sim_app({"kraken": OkxSource(1.0)})
 
 
 async def spot_diffs(host: str, count: int) -> list[DepthDiff]:
@@ -158,14 +165,81 @@ def test_the_command_line_names_venues_and_their_symbols():
 @pytest.mark.parametrize(
     ("venues", "symbols", "replays", "error"),
     [
-        ("binance_futures,okx", [], [], "unknown"),
+        ("binance_futures,nowhere", [], [], "unknown"),
         ("binance_futures", ["kraken=BTC/USD"], [], "kraken is not in --venues"),
         ("kraken", [], ["kraken=x.jsonl"], "generated markets only"),
+        ("okx", [], ["okx=x.jsonl"], "okx venue serves generated markets only"),
     ],
 )
 def test_the_command_line_refuses_what_it_cannot_serve(venues, symbols, replays, error):
     with pytest.raises(VenueArgsError, match=error):
         sources(venues, symbols, replays, 1.0, None)
+
+
+async def test_coinbase_is_served_at_its_own_path_beside_kraken(serve):
+    host = await serve({
+        "kraken": KrakenSource(50.0, 1, ["BTC/USD"]),
+        "coinbase": CoinbaseSource(50.0, 1, ["BTC-USD"]),
+    })  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"ws://{host}/coinbase") as ws:
+            await ws.send_str('{"type":"subscribe","product_ids":[],"channel":"heartbeats"}')
+            listing = orjson.loads((await ws.receive(timeout=5)).data)
+            assert (listing["channel"], listing["sequence_num"]) == ("subscriptions", 0)
+            assert listing["events"] == [{"subscriptions": {"heartbeats": ["heartbeats"]}}]
+        async with session.ws_connect(f"ws://{host}/kraken/v2") as ws:
+            status = orjson.loads((await ws.receive(timeout=5)).data)
+            assert status["channel"] == "status"
+
+
+def test_coinbase_needs_a_coinbase_source():
+    with pytest.raises(VenueError, match="coinbase needs a CoinbaseSource"):
+        create_sim_app({"coinbase": KrakenSource(1.0)})
+    with pytest.raises(VenueError, match="kraken needs a KrakenSource, not CoinbaseSource"):
+        create_sim_app({"kraken": CoinbaseSource(1.0)})
+
+
+def test_the_command_line_serves_coinbase_products():
+    venues = sources("coinbase", ["coinbase=BTC-USD,SOL-USD"], [], 5.0, 1)
+    coinbase = venues["coinbase"]
+    assert isinstance(coinbase, CoinbaseSource)
+    assert coinbase.listed() == ["BTC-USD", "SOL-USD"]
+    assert "coinbase [/coinbase]" in describe_venues(venues)
+    with pytest.raises(VenueArgsError, match="coinbase venue serves generated markets only"):
+        sources("coinbase", [], ["coinbase=x.jsonl"], 1.0, None)
+
+
+async def test_okx_shares_the_port_with_the_other_dialects(serve):
+    host = await serve({
+        "kraken": KrakenSource(50.0, 1, ["BTC/USD"]),
+        "okx": OkxSource(50.0, 1, ["BTC-USDT"]),
+        "binance_spot": GeneratedSource(50.0, 1, ["ETHUSDT"], consecutive_ids=True),
+    })  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"ws://{host}/okx/ws/v5/public") as ws:
+            await ws.send_str('{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}')
+            reply = orjson.loads((await ws.receive(timeout=5)).data)
+            assert reply["event"] == "subscribe"
+            snapshot = orjson.loads((await ws.receive(timeout=5)).data)
+            assert (snapshot["action"], snapshot["data"][0]["prevSeqId"]) == ("snapshot", -1)
+        url = f"http://{host}/api/v5/market/books?instId=BTC-USDT&sz=3&source=0"
+        async with session.get(url) as r:
+            body = await r.json()
+        assert (body["code"], len(body["data"][0]["asks"])) == ("0", 3)
+        async with session.get(f"http://{host}/api/v3/exchangeInfo") as r:
+            assert (await r.json())["symbols"] == [{"symbol": "ETHUSDT", "status": "TRADING"}]
+
+
+def test_the_command_line_serves_okx():
+    venues = sources("okx", ["okx=BTC-USDT,ETH-USDT"], [], 5.0, 1, okx_checksums=False)
+    (okx,) = venues.values()
+    assert isinstance(okx, OkxSource)
+    assert (okx.listed(), okx.checksums) == (["BTC-USDT", "ETH-USDT"], False)
+    assert "okx [/okx/ws/v5/public /api/v5/market/books]" in describe_venues(venues)
+    (default,) = sources("okx", [], [], 5.0, 1).values()
+    assert isinstance(default, OkxSource)
+    assert default.checksums
+    assert "BTC-USDT" in default.listed()
 
 
 async def test_bybit_is_served_beside_the_others_at_its_own_paths(serve):

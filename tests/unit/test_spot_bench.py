@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from bench import spot_core
-from marketdata.exchanges import BinanceSpot
+from marketdata.venues.binance import BinanceSpot
 
 
 def test_looped_frames_chain_consecutively_and_all_apply() -> None:

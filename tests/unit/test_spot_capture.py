@@ -11,13 +11,13 @@ import pytest
 
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookTicker, DepthDiff, Trade
-from marketdata.exchanges import BinanceSpot
 from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.sim.capture import CapturedFrame, load_capture
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 from marketdata.sync import BREAKS, BookSync, Outcome
+from marketdata.venues.binance import BinanceSpot
 from tests.helpers import SPOT_CAPTURE
 
 SYMBOLS = ("BADGERBTC", "FTMUSDT", "SXPBTC", "XMRBTC")

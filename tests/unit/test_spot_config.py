@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from marketdata.config import ConfigError, parse_config
-from marketdata.exchanges import ADAPTERS, BinanceFutures, BinanceSpot
-from marketdata.exchanges.binance_config import BinanceSpotConfig
-from marketdata.exchanges.binance_spot import snapshot_weight
 from marketdata.rest_gate import RestGate
+from marketdata.venues.binance import ADAPTERS, BinanceFutures, BinanceSpot
+from marketdata.venues.binance.config import BinanceSpotConfig
+from marketdata.venues.binance.spot import snapshot_weight
 
 
 def config(**exchanges: Any) -> Any:

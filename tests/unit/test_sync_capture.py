@@ -8,9 +8,9 @@ from collections import Counter, defaultdict
 import pytest
 
 from marketdata.events import BookTicker, DepthDiff
-from marketdata.exchanges import BinanceFutures
 from marketdata.sim.capture import CapturedFrame, load_capture
 from marketdata.sync import BREAKS, BookSync, Outcome
+from marketdata.venues.binance import BinanceFutures
 from tests.helpers import FUTURES_CAPTURE
 
 SYMBOLS = {"AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"}

@@ -7,9 +7,9 @@ import pytest
 
 from marketdata.continuity import FuturesChain
 from marketdata.events import BookSnapshot, DepthDiff, Level
-from marketdata.exchanges import BinanceFutures, MalformedMessage
-from marketdata.exchanges.base import MAX_ID
 from marketdata.sync import BookSync, Outcome, SyncState
+from marketdata.venues.base import MAX_ID
+from marketdata.venues.binance import BinanceFutures, MalformedMessage
 
 L = 600_859_605_926  # a real snapshot id from the capture
 FAR = L + 10**12  # in range for the parser, yet far past anything the stream will reach

@@ -13,7 +13,6 @@ import pytest
 from marketdata.book import OrderBook
 from marketdata.config import ReconnectConfig
 from marketdata.events import BookTicker, DepthDiff, Trade
-from marketdata.exchanges import BinanceFutures
 from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.sim.capture import CapturedFrame, load_capture
@@ -21,6 +20,7 @@ from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 from marketdata.sync import BookSync, Outcome
 from marketdata.top_audit import TopAudit, Verdict
+from marketdata.venues.binance import BinanceFutures
 from tests.helpers import FUTURES_CAPTURE
 
 SYMBOLS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")

@@ -10,12 +10,12 @@ import pytest
 
 from marketdata.config import ReconnectConfig
 from marketdata.events import Trade
-from marketdata.exchanges import BinanceFutures
 from marketdata.metrics import Metrics
 from marketdata.rest_gate import RestGate
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 from marketdata.sync import BookSync
+from marketdata.venues.binance import BinanceFutures
 
 
 class Published:

@@ -32,12 +32,12 @@ import orjson
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.metrics import Metrics
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.bybit.book_state import BybitBook, Outcome
 from marketdata.venues.bybit.config import BybitConfig
 from marketdata.venues.bybit.subscriptions import (

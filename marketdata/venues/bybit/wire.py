@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from marketdata.events import Level, Side, Trade
-from marketdata.exchanges.base import (
+from marketdata.venues.base import (
     MalformedMessage,
     decimal_value,
     parse_levels,

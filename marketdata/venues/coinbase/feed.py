@@ -38,12 +38,12 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.coinbase.book_state import CoinbaseBook, Outcome
 from marketdata.venues.coinbase.config import CoinbaseConfig
 from marketdata.venues.coinbase.sequence import Gap, SequenceCheck
@@ -61,6 +61,7 @@ from marketdata.venues.coinbase.wire import (
     parse,
 )
 from marketdata.venues.symbol_metrics import SymbolMetrics
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -338,10 +339,7 @@ class CoinbaseFeed:
                 trouble.ok()
             except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
                 trouble.fail(e)
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.005, wake_at - now))
 
     async def _send_due(self, now: float) -> float:
         return await self.subscriber.send_due(now)

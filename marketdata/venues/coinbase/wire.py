@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from marketdata.events import Level, Side, Trade
-from marketdata.exchanges.base import KNOWN_DECIMALS, MAX_ID, MalformedMessage, decimal_value
+from marketdata.venues.base import KNOWN_DECIMALS, MAX_ID, MalformedMessage, decimal_value
 
 NAME = "coinbase"
 WS_URL = "wss://advanced-trade-ws.coinbase.com"

@@ -32,12 +32,12 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy, WebSocketFeed
 from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.kraken.book_state import KrakenBook, Outcome
 from marketdata.venues.kraken.config import KrakenConfig
 from marketdata.venues.kraken.trades import TradeGate
@@ -52,6 +52,7 @@ from marketdata.venues.kraken.wire import (
     parse,
 )
 from marketdata.venues.symbol_metrics import SymbolMetrics
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -389,10 +390,7 @@ class KrakenFeed:
                 trouble.ok()
             except Exception as e:  # noqa: BLE001 - a bug here must not stop the feeds
                 trouble.fail(e)
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.005, wake_at - now))
 
     async def _send_due(self, now: float) -> float:
         """Send what is due; the time the next one falls due (or times out)."""

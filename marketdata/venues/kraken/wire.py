@@ -23,7 +23,7 @@ from json.scanner import make_scanner
 from typing import Any
 
 from marketdata.events import Level, Trade
-from marketdata.exchanges.base import KNOWN_DECIMALS, MalformedMessage, decimal_value, to_trade_id
+from marketdata.venues.base import KNOWN_DECIMALS, MalformedMessage, decimal_value, to_trade_id
 
 NAME = "kraken"
 WS_URL = "wss://ws.kraken.com/v2"

@@ -34,12 +34,12 @@ import orjson
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.exchanges.base import MalformedMessage
 from marketdata.feed import ConnectionPolicy
 from marketdata.rest_gate import RestGate
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.venue import FeedContext
+from marketdata.venues.base import MalformedMessage
 from marketdata.venues.okx.book_state import OkxBook, Outcome, SnapshotOutcome
 from marketdata.venues.okx.config import OkxConfig
 from marketdata.venues.okx.link import Link
@@ -58,6 +58,7 @@ from marketdata.venues.okx.wire import (
 )
 from marketdata.venues.okx.wire import Reply as SubscribeReply
 from marketdata.venues.symbol_metrics import SymbolMetrics
+from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -406,10 +407,7 @@ class OkxFeed:
             now = time.monotonic()
             wake_at = min(now + 1.0, await self._send_due(now))
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.005, wake_at - now))
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.005, wake_at - now))
 
     async def _send_due(self, now: float) -> float:
         """Send what is due on each connection; when the next thing falls due."""

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from marketdata.events import Level, Trade
-from marketdata.exchanges.base import KNOWN_DECIMALS, MAX_ID, MalformedMessage, decimal_value
+from marketdata.venues.base import KNOWN_DECIMALS, MAX_ID, MalformedMessage, decimal_value
 
 NAME = "okx"
 WS_URL = "wss://ws.okx.com:8443/ws/v5/public"

@@ -1,5 +1,5 @@
-"""Binance futures, Binance spot and Kraken from one config, against one simulator process
-serving the three dialects. A fault on one venue resyncs that venue's symbols only."""
+"""Every venue from one config, against one simulator process serving every dialect. A
+fault on one venue resyncs that venue's symbols only."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from aiohttp import web
 from marketdata.config import parse_config
 from marketdata.service import Service
 from marketdata.sim.app import create_sim_app
+from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
+from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import GeneratedSource
 from tests.helpers import free_port
@@ -26,21 +28,45 @@ SYMBOLS = {
     "binance_futures": ["BTCUSDT", "ETHUSDT"],
     "binance_spot": ["BTCUSDT", "SOLUSDT"],
     "kraken": ["BTC/USD", "ETH/USD"],
+    "okx": ["BTC-USDT", "ETH-USDT"],
+    "coinbase": ["BTC-USD", "ETH-USD"],
 }
+THREE = ("binance_futures", "binance_spot", "kraken")
+ALL = tuple(SYMBOLS)
+
+
+def _source(venue: str) -> Any:
+    symbols = SYMBOLS[venue]
+    return {
+        "binance_futures": lambda: GeneratedSource(100, 3, symbols),
+        "binance_spot": lambda: GeneratedSource(100, 4, symbols, consecutive_ids=True),
+        "kraken": lambda: KrakenSource(60, 5, symbols),
+        "okx": lambda: OkxSource(60, 6, symbols),
+        "coinbase": lambda: CoinbaseSource(60, 7, symbols),
+    }[venue]()
+
+
+def _section(venue: str, port: int) -> dict[str, Any]:
+    http, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    section: dict[str, Any] = {"symbols": SYMBOLS[venue], "rest_url": http}
+    section["ws_url"] = {"kraken": f"{ws}/kraken/v2", "okx": f"{ws}/okx/ws/v5/public",
+                         "coinbase": f"{ws}/coinbase"}.get(venue, ws)  # fmt: skip
+    if venue == "kraken":
+        section["depth"] = 25
+    return section
 
 
 def channel(venue: str, kind: str, symbol: str) -> str:
     return f"{kind}:{symbol}" if venue == "binance_futures" else f"{kind}:{venue}:{symbol}"
 
 
-class ThreeVenues:
-    def __init__(self, scenarios: dict[str, Scenario], collector: Collector) -> None:
-        self.sources: dict[str, Any] = {
-            "binance_futures": GeneratedSource(100, 3, SYMBOLS["binance_futures"]),
-            "binance_spot": GeneratedSource(100, 4, SYMBOLS["binance_spot"], consecutive_ids=True),
-            "kraken": KrakenSource(60, 5, SYMBOLS["kraken"]),
-        }
-        self.scenarios = {v: scenarios.get(v, Scenario()) for v in SYMBOLS}
+class Venues:
+    def __init__(
+        self, venues: tuple[str, ...], scenarios: dict[str, Scenario], collector: Collector
+    ) -> None:
+        self.venues = venues
+        self.sources: dict[str, Any] = {venue: _source(venue) for venue in venues}
+        self.scenarios = {v: scenarios.get(v, Scenario()) for v in venues}
         self.collector = collector
         self.port = free_port()
         app = create_sim_app(self.sources, self.scenarios)
@@ -51,13 +77,7 @@ class ThreeVenues:
     async def start(self, redis_url: str) -> Service:
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        http, ws = f"http://127.0.0.1:{self.port}", f"ws://127.0.0.1:{self.port}"
-        exchanges = {
-            "binance_futures": {"symbols": SYMBOLS["binance_futures"], "ws_url": ws,
-                                "rest_url": http},
-            "binance_spot": {"symbols": SYMBOLS["binance_spot"], "ws_url": ws, "rest_url": http},
-            "kraken": {"symbols": SYMBOLS["kraken"], "ws_url": f"{ws}/kraken/v2", "depth": 25},
-        }  # fmt: skip
+        exchanges = {venue: _section(venue, self.port) for venue in self.venues}
         config = parse_config(
             {
                 "redis_url": redis_url,
@@ -84,8 +104,8 @@ class ThreeVenues:
         def caught_up(c: Collector) -> bool:
             return all(
                 self._published_top(c, venue, s) == self._sim_top(venue, s)
-                for venue, symbols in SYMBOLS.items()
-                for s in symbols
+                for venue in self.venues
+                for s in SYMBOLS[venue]
             )
 
         return await self.collector.collect_until(caught_up, 20.0)
@@ -114,13 +134,15 @@ def _values(bids: list[list[str]], asks: list[list[str]]) -> Any:
 
 
 @pytest.fixture
-async def three_venues(redis_client: Any) -> AsyncIterator[Any]:
-    runs: list[ThreeVenues] = []
+async def venues_run(redis_client: Any) -> AsyncIterator[Any]:
+    runs: list[Venues] = []
 
-    async def start(scenarios: dict[str, Scenario] | None = None) -> ThreeVenues:
+    async def start(
+        scenarios: dict[str, Scenario] | None = None, venues: tuple[str, ...] = THREE
+    ) -> Venues:
         collector = Collector(redis_client)
         await collector.start()
-        run = ThreeVenues(scenarios or {}, collector)
+        run = Venues(venues, scenarios or {}, collector)
         runs.append(run)
         return run
 
@@ -129,8 +151,8 @@ async def three_venues(redis_client: Any) -> AsyncIterator[Any]:
         await run.stop()
 
 
-async def test_three_venues_run_together_from_one_config(redis_server, three_venues):
-    run = await three_venues()
+async def test_every_venue_runs_together_from_one_config(redis_server, venues_run):
+    run = await venues_run(venues=ALL)
     service = await run.start(redis_server.url)
 
     async def ready() -> bool:
@@ -138,7 +160,7 @@ async def test_three_venues_run_together_from_one_config(redis_server, three_ven
 
     assert await wait_until(ready, 20), await get_json(service, "/ready")
     status, body = await get_json(service, "/ready")
-    assert body["symbols"] == 6
+    assert body["symbols"] == sum(len(SYMBOLS[v]) for v in ALL)
     await run.collector.collect_until(lambda c: False, timeout_s=1.0)
     assert await run.settle(), "books did not reach the simulator's final state"
     for venue, symbols in SYMBOLS.items():
@@ -147,28 +169,34 @@ async def test_three_venues_run_together_from_one_config(redis_server, three_ven
             assert (book["exchange"], book["symbol"]) == (venue, symbol)
             trades = run.collector.messages[channel(venue, "trades", symbol)]
             assert trades, (venue, symbol)
-            ids = [int(t["trade_id"]) for t in trades]
-            assert ids == list(range(ids[0], ids[0] + len(ids))), (venue, symbol)
+            texts = [t["trade_id"] for t in trades]
+            assert len(set(texts)) == len(texts), (venue, symbol)  # none twice
+            if all(text.isdigit() for text in texts):  # a counter: none missing either
+                ids = [int(text) for text in texts]
+                assert ids == list(range(ids[0], ids[0] + len(ids))), (venue, symbol)
 
 
-# One fault per venue: Binance venues by their id chains, Kraken by its checksums.
+# One fault per venue, caught by its own check: Binance's id chains, Kraken's checksums,
+# OKX's seqId chain, Coinbase's connection sequence.
 FAULTS = {  # fresh for each test: a run turns its scenario off to settle
     "binance_futures": lambda: Scenario(gap_every=30),
     "binance_spot": lambda: Scenario(gap_every=30),
     "kraken": lambda: Scenario(checksum_corrupt_every=30),
+    "okx": lambda: Scenario(gap_every=30),
+    "coinbase": lambda: Scenario(gap_every=30),
 }
 
 
 @pytest.mark.parametrize("faulty", list(FAULTS))
 async def test_a_fault_on_one_venue_resyncs_that_venues_symbols_only(
-    faulty: str, redis_server: Any, three_venues: Any
+    faulty: str, redis_server: Any, venues_run: Any
 ) -> None:
-    run = await three_venues({faulty: FAULTS[faulty]()})
+    run = await venues_run({faulty: FAULTS[faulty]()}, venues=ALL)
     service = await run.start(redis_server.url)
     await run.collector.collect_until(lambda c: False, timeout_s=4.0)
     assert await run.settle(), "books did not reach the simulator's final state"
-    for venue, symbols in SYMBOLS.items():
-        for symbol in symbols:
+    for venue in ALL:
+        for symbol in SYMBOLS[venue]:
             resyncs = metric(service, "resyncs_total", exchange=venue, symbol=symbol)
             if venue == faulty:
                 assert resyncs >= 1, (venue, symbol)

@@ -9,8 +9,9 @@ from typing import ClassVar
 from marketdata.book import DEFAULT_MAX_LEVELS
 from marketdata.capped_read import DEFAULT_MAX_SNAPSHOT_BYTES
 from marketdata.exchange_config import ExchangeConfig, check_range
-from marketdata.exchanges import binance_futures, binance_spot
 from marketdata.rest_gate import BUDGET_FRACTION
+from marketdata.venues.binance import futures as binance_futures
+from marketdata.venues.binance import spot as binance_spot
 
 # Binance allows 1024 streams on one connection; a symbol's book connection carries two
 # (depth and bookTicker). 200 keeps one connection's URL and its resync burst moderate.

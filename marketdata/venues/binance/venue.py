@@ -8,9 +8,6 @@ import aiohttp
 
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.exchange_config import ExchangeConfig
-from marketdata.exchanges.base import AdapterFactory, ExchangeAdapter
-from marketdata.exchanges.binance_config import BinanceConfig
-from marketdata.exchanges.binance_group import BinanceGroupFeed
 from marketdata.feed import WebSocketFeed
 from marketdata.instruments import symbol_problems
 from marketdata.rest_gate import RestGate
@@ -18,6 +15,9 @@ from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed
 from marketdata.sync import BookSync
 from marketdata.venue import Feed, FeedContext
+from marketdata.venues.base import AdapterFactory, ExchangeAdapter
+from marketdata.venues.binance.config import BinanceConfig
+from marketdata.venues.binance.group import BinanceGroupFeed
 
 # Spot documents 300 connection attempts per 5 minutes per IP (exchanges.md §2); futures
 # documents no figure, so the same is kept there.

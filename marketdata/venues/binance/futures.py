@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from marketdata.continuity import FuturesChain
 from marketdata.events import DepthDiff
-from marketdata.exchanges.base import MAX_ID, MalformedMessage, parse_levels, to_int, to_update_id
-from marketdata.exchanges.binance_common import (
+from marketdata.venues.base import MAX_ID, MalformedMessage, parse_levels, to_int, to_update_id
+from marketdata.venues.binance.common import (
     BinanceAdapter,
     Handler,
     agg_trade_handler,

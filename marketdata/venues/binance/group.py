@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.exchanges.base import ExchangeAdapter, MalformedMessage
 from marketdata.feed import WebSocketFeed
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
 from marketdata.symbol_feed import SymbolFeed, connection_policies
 from marketdata.sync import BookSync
 from marketdata.venue import FeedContext
+from marketdata.venues.base import ExchangeAdapter, MalformedMessage
 
 log = logging.getLogger(__name__)
 

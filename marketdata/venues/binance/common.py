@@ -18,7 +18,8 @@ import orjson
 
 from marketdata.continuity import ContinuityRule
 from marketdata.events import BookSnapshot, BookTicker, Event, Trade
-from marketdata.exchanges.base import (
+from marketdata.logs import describe
+from marketdata.venues.base import (
     MalformedMessage,
     decimal_value,
     parse_levels,
@@ -26,7 +27,6 @@ from marketdata.exchanges.base import (
     to_trade_id,
     to_update_id,
 )
-from marketdata.logs import describe
 
 Handler = Callable[[dict[str, Any], float], Event]
 
