@@ -57,19 +57,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser(
         "sim",
-        help="run the local exchange simulator (Binance futures/spot, Kraken, OKX, Coinbase)",
+        help="run the local exchange simulator (Binance futures/spot, Kraken, OKX, Coinbase, "
+        "Bybit)",
         description="A local exchange on one port, in each venue's wire format: "
         "binance_futures at /fapi/v1/... and /public|market/stream, binance_spot at "
         "/api/v3/... and /stream, kraken (spot WebSocket v2) at /kraken/v2, okx (v5 public) at "
         "/okx/ws/v5/public and /api/v5/market/books, coinbase (Advanced Trade market data) "
-        "at /coinbase.",
+        "at /coinbase, bybit (v5 public) at /bybit/v5/public/linear (and /spot, /inverse).",
         formatter_class=_DefaultsShown,
     )
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sim.add_argument("--port", type=int, default=8765, help="port for REST and WebSockets")
     sim.add_argument(
         "--venues", metavar="A,B", default="binance_futures",
-        help="venues to serve: binance_futures, binance_spot, kraken, okx, coinbase",
+        help="venues to serve: binance_futures, binance_spot, kraken, okx, coinbase, bybit",
     )  # fmt: skip
     sim.add_argument("--rate", type=float, default=10.0, help="depth events/s per symbol")
     sim.add_argument("--seed", type=int, help="fix the generated markets (default: random)")
@@ -91,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for flag, text in (
         ("gap-every", "drop every N-th depth diff (the id chain breaks; on Kraken: every "
-         "N-th book update, its checksum then fails)"),
+         "N-th book update, its checksum then fails; on Bybit: every N-th book delta)"),
         ("duplicate-every", "send every N-th depth diff (Kraken: book update) twice"),
         ("reorder-every", "send every N-th depth diff (Kraken: book update) after the next"),
         ("disconnect-every", "close each connection after N frames"),
@@ -101,7 +102,9 @@ def _parser() -> argparse.ArgumentParser:
         ("checksum-corrupt-every", "Kraken, OKX: every N-th book update carries a wrong "
          "checksum (OKX with --okx-zero-checksums: a wrong prevSeqId)"),
         ("reject-subscribes", "Kraken, OKX: refuse the first N subscribe requests of each "
-         "connection (later ones succeed)"),
+         "connection (later ones succeed); Bybit: answer them \"Params Error\""),
+        ("restart-every", "Bybit: every N-th book delta is a snapshot with u=1, as after a "
+         "Bybit service restart"),
     ):  # fmt: skip
         faults.add_argument(f"--{flag}", type=int, metavar="N", help=text)
     faults.add_argument("--disconnect-streams", metavar="A,B",
@@ -111,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     faults.add_argument("--silence-symbols", metavar="A,B", help="only these symbols go silent")
     faults.add_argument(
         "--reject-symbols", metavar="A,B",
-        help="Kraken, OKX, Coinbase: refuse subscribing these symbols (e.g. ETH/USD)",
+        help="Kraken, OKX, Coinbase, Bybit: refuse subscribing these symbols (e.g. ETH/USD)",
     )  # fmt: skip
     faults.add_argument(
         "--fault-symbols", metavar="A,B",
@@ -379,7 +382,7 @@ def _scenario(args: argparse.Namespace) -> Any:
         for name in (
             "gap_every", "duplicate_every", "reorder_every", "disconnect_every", "oversize_every",
             "malformed_every", "silence_every", "silence_ms", "snapshot_status",
-            "snapshot_failures", "checksum_corrupt_every", "reject_subscribes",
+            "snapshot_failures", "checksum_corrupt_every", "reject_subscribes", "restart_every",
         )
         if getattr(args, name) is not None
     }  # fmt: skip

@@ -5,6 +5,7 @@ binance_spot     /api/v3/..., /stream
 kraken           /kraken/v2
 okx              /okx/ws/v5/public, /api/v5/market/books
 coinbase         /coinbase (Advanced Trade market data)
+bybit            /bybit/v5/public/linear (and /spot, /inverse)
 """
 
 from __future__ import annotations
@@ -14,23 +15,32 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from marketdata.sim import coinbase_server, kraken_server, okx_server, server, spot_server
+from marketdata.sim import (
+    bybit_server,
+    coinbase_server,
+    kraken_server,
+    okx_server,
+    server,
+    spot_server,
+)
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.scenarios import Scenario
 from marketdata.sim.sources import Source
 
-VENUES = ("binance_futures", "binance_spot", "kraken", "okx", "coinbase")
+VENUES = ("binance_futures", "binance_spot", "kraken", "okx", "coinbase", "bybit")
 PATHS = {
     "binance_futures": server.PATHS,
     "binance_spot": spot_server.PATHS,
     "kraken": kraken_server.PATHS,
     "okx": okx_server.PATHS,
     "coinbase": coinbase_server.PATHS,
+    "bybit": bybit_server.PATHS,
 }
 AnySource = Source | KrakenSource | OkxSource | CoinbaseSource
-_S = TypeVar("_S", KrakenSource, OkxSource, CoinbaseSource)
+_S = TypeVar("_S", KrakenSource, OkxSource, CoinbaseSource, BybitSource)
 
 
 class VenueError(ValueError):
@@ -44,7 +54,8 @@ def create_sim_app(
     heartbeat_s: float = 1.0,
 ) -> web.Application:
     """`venues`: venue name -> its source (a KrakenSource for "kraken", an OkxSource for
-    "okx", a CoinbaseSource for "coinbase", a Binance Source for the Binance venues).
+    "okx", a CoinbaseSource for "coinbase", a BybitSource for "bybit", a Binance Source for
+    the Binance venues).
     `scenario`: one for every venue (shared counts and log), or one per venue name (none:
     no faults)."""
     app = web.Application()
@@ -55,9 +66,11 @@ def create_sim_app(
         elif venue == "coinbase":
             coinbase = _kind(venue, source, CoinbaseSource)
             coinbase_server.create_coinbase_routes(app, coinbase, faults, heartbeat_s)
+        elif venue == "bybit":
+            bybit_server.create_bybit_routes(app, _kind(venue, source, BybitSource), faults)
         elif venue == "kraken":
-            if isinstance(source, OkxSource):  # an OkxSource is a KrakenSource underneath
-                raise VenueError("venue kraken needs a KrakenSource, not OkxSource")
+            if isinstance(source, OkxSource | BybitSource):  # KrakenSources underneath
+                raise VenueError(f"venue kraken needs a KrakenSource, not {type(source).__name__}")
             kraken = _kind(venue, source, KrakenSource)
             kraken_server.create_kraken_routes(app, kraken, faults, heartbeat_s)
         elif venue in ("binance_futures", "binance_spot"):

@@ -46,6 +46,11 @@ class Scenario:
     # checksums are off); reject_symbols / reject_subscribes answer error 60018.
     upgrade_notice_after_s: float = 0.0  # OKX: send 64008 this long into each connection...
     upgrade_close_s: float = 30.0  # ...and close it this long after the notice
+    # Bybit: gap/duplicate/reorder act on `orderbook` deltas (u breaks: that symbol is
+    # resubscribed; a reorder of two symbols' deltas breaks nothing); reject_symbols
+    # answers "error:handler not found,topic:...", reject_subscribes "Params Error"
+    # (naming no topic); no checksum to corrupt.
+    restart_every: int = 0  # Bybit: every N-th book delta is a snapshot with u == 1 instead
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
 
     def refuses_snapshot(self, now: float, symbol: str) -> bool:

@@ -4,6 +4,7 @@
 --symbols BTCUSDT,ETHUSDT                 (no VENUE=: the futures venue)
 --symbols kraken=BTC/USD,ETH/USD          (repeatable, one per venue)
 --symbols okx=BTC-USDT,ETH-USDT
+--symbols bybit=BTCUSDT,ETHUSDT
 --replay binance_spot=spot.jsonl          (a capture instead of generated markets)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from marketdata.sim.app import PATHS, VENUES, AnySource
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.capture import load_capture
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
@@ -41,7 +43,7 @@ def sources(
         raise VenueArgsError(f"--venues: unknown {unknown or venues!r}; known: {', '.join(VENUES)}")
     listed = _per_venue("--symbols", symbols, served)
     captures = _per_venue("--replay", replays, served)
-    for generated_only in ("kraken", "okx", "coinbase"):
+    for generated_only in ("kraken", "okx", "coinbase", "bybit"):
         if generated_only in captures:
             raise VenueArgsError(
                 f"--replay: the {generated_only} venue serves generated markets only"
@@ -49,7 +51,9 @@ def sources(
     out: dict[str, AnySource] = {}
     for venue in served:
         names = [s.strip() for s in listed.get(venue, "").split(",") if s.strip()] or None
-        if venue == "okx":
+        if venue == "bybit":
+            out[venue] = BybitSource(rate, seed, names)
+        elif venue == "okx":
             out[venue] = OkxSource(rate, seed, names, checksums=okx_checksums)
         elif venue == "kraken":
             out[venue] = KrakenSource(rate, seed, names)

@@ -99,3 +99,16 @@ def test_sim_help_names_okx_and_its_upgrade_notice(capsys):
     assert (scenario.upgrade_notice_after_s, scenario.upgrade_close_s) == (60.0, 5.0)
     assert scenario.reject_symbols == frozenset({"ETH-USDT"})
     assert args.okx_zero_checksums
+
+
+def test_sim_help_names_bybit_and_its_restart_knob(capsys):
+    text = " ".join(_help("sim", capsys=capsys).split())
+    for words in ("coinbase, bybit", "/bybit/v5/public/linear", "--restart-every N", "u=1"):
+        assert words in text, words
+    args = _parser().parse_args(
+        ["sim", "--venues", "bybit", "--reject-symbols", "ethusdt", "--restart-every", "50"]
+    )
+    from marketdata.cli import _scenario
+
+    scenario = _scenario(args)
+    assert (scenario.reject_symbols, scenario.restart_every) == (frozenset({"ETHUSDT"}), 50)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from marketdata.events import DepthDiff
 from marketdata.sim.app import VenueError, create_sim_app
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.okx_market import OkxSource
@@ -239,3 +240,39 @@ def test_the_command_line_serves_okx():
     assert isinstance(default, OkxSource)
     assert default.checksums
     assert "BTC-USDT" in default.listed()
+
+
+async def test_bybit_is_served_beside_the_others_at_its_own_paths(serve):
+    host = await serve({
+        "kraken": KrakenSource(50.0, 1, ["BTC/USD"]),
+        "bybit": BybitSource(50.0, 1, ["BTCUSDT"]),
+    })  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        for category in ("linear", "spot", "inverse"):
+            async with session.ws_connect(f"ws://{host}/bybit/v5/public/{category}") as ws:
+                await ws.send_str('{"op":"subscribe","args":["orderbook.1.BTCUSDT"],"req_id":"a"}')
+                reply = orjson.loads((await ws.receive(timeout=5)).data)
+                assert (reply["success"], reply["req_id"]) == (True, "a")
+                snapshot = orjson.loads((await ws.receive(timeout=5)).data)
+                assert (snapshot["topic"], snapshot["type"]) == ("orderbook.1.BTCUSDT", "snapshot")
+        async with session.get(f"http://{host}/bybit/v5/public/option") as r:
+            assert r.status == 404
+
+
+def test_bybit_needs_a_bybit_source_and_kraken_refuses_one():
+    with pytest.raises(VenueError, match="bybit needs a BybitSource"):
+        create_sim_app({"bybit": KrakenSource(1.0)})
+    with pytest.raises(VenueError, match="kraken needs a KrakenSource, not BybitSource"):
+        create_sim_app({"kraken": BybitSource(1.0)})
+
+
+def test_the_command_line_serves_bybit_from_generated_markets():
+    venues = sources("kraken,bybit", ["bybit=BTCUSDT,SOLUSDT"], [], 5.0, 1)
+    bybit = venues["bybit"]
+    assert isinstance(bybit, BybitSource)
+    assert bybit.listed() == ["BTCUSDT", "SOLUSDT"]
+    assert "bybit [/bybit/v5/public/spot /bybit/v5/public/linear /bybit/v5/public/inverse]" in (
+        describe_venues(venues)
+    )
+    with pytest.raises(VenueArgsError, match="bybit venue serves generated markets only"):
+        sources("bybit", [], ["bybit=x.jsonl"], 1.0, None)
