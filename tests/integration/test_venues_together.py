@@ -16,6 +16,7 @@ from aiohttp import web
 from marketdata.config import parse_config
 from marketdata.service import Service
 from marketdata.sim.app import create_sim_app
+from marketdata.sim.bybit_market import BybitSource
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.kraken_market import KrakenSource
 from marketdata.sim.okx_market import OkxSource
@@ -30,6 +31,7 @@ SYMBOLS = {
     "kraken": ["BTC/USD", "ETH/USD"],
     "okx": ["BTC-USDT", "ETH-USDT"],
     "coinbase": ["BTC-USD", "ETH-USD"],
+    "bybit": ["BTCUSDT", "ETHUSDT"],
 }
 THREE = ("binance_futures", "binance_spot", "kraken")
 ALL = tuple(SYMBOLS)
@@ -43,6 +45,7 @@ def _source(venue: str) -> Any:
         "kraken": lambda: KrakenSource(60, 5, symbols),
         "okx": lambda: OkxSource(60, 6, symbols),
         "coinbase": lambda: CoinbaseSource(60, 7, symbols),
+        "bybit": lambda: BybitSource(60, 8, symbols),
     }[venue]()
 
 
@@ -50,7 +53,8 @@ def _section(venue: str, port: int) -> dict[str, Any]:
     http, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     section: dict[str, Any] = {"symbols": SYMBOLS[venue], "rest_url": http}
     section["ws_url"] = {"kraken": f"{ws}/kraken/v2", "okx": f"{ws}/okx/ws/v5/public",
-                         "coinbase": f"{ws}/coinbase"}.get(venue, ws)  # fmt: skip
+                         "coinbase": f"{ws}/coinbase",
+                         "bybit": f"{ws}/bybit/v5/public/linear"}.get(venue, ws)  # fmt: skip
     if venue == "kraken":
         section["depth"] = 25
     return section
@@ -177,13 +181,14 @@ async def test_every_venue_runs_together_from_one_config(redis_server, venues_ru
 
 
 # One fault per venue, caught by its own check: Binance's id chains, Kraken's checksums,
-# OKX's seqId chain, Coinbase's connection sequence.
+# OKX's seqId chain, Coinbase's connection sequence, Bybit's u chain.
 FAULTS = {  # fresh for each test: a run turns its scenario off to settle
     "binance_futures": lambda: Scenario(gap_every=30),
     "binance_spot": lambda: Scenario(gap_every=30),
     "kraken": lambda: Scenario(checksum_corrupt_every=30),
     "okx": lambda: Scenario(gap_every=30),
     "coinbase": lambda: Scenario(gap_every=30),
+    "bybit": lambda: Scenario(gap_every=30),
 }
 
 
