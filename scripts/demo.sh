@@ -79,7 +79,8 @@ else
 fi
 
 echo "demo: starting the exchange simulator on port $SIM_PORT (log: .run/sim.log)"
-.venv/bin/marketdata sim --port "$SIM_PORT" --venues binance_futures,binance_spot,kraken \
+.venv/bin/marketdata sim --port "$SIM_PORT" \
+    --venues binance_futures,binance_spot,kraken,okx,bybit,coinbase \
     >"$RUN_DIR/sim.log" 2>&1 &
 pids+=($!)
 wait_for simulator bash -c "exec 3<>/dev/tcp/127.0.0.1/$SIM_PORT"
@@ -90,6 +91,10 @@ export MARKETDATA_BINANCE_FUTURES_REST_URL="http://127.0.0.1:$SIM_PORT"
 export MARKETDATA_BINANCE_SPOT_WS_URL="ws://127.0.0.1:$SIM_PORT"
 export MARKETDATA_BINANCE_SPOT_REST_URL="http://127.0.0.1:$SIM_PORT"
 export MARKETDATA_KRAKEN_WS_URL="ws://127.0.0.1:$SIM_PORT/kraken/v2"
+export MARKETDATA_OKX_WS_URL="ws://127.0.0.1:$SIM_PORT/okx/ws/v5/public"
+export MARKETDATA_OKX_REST_URL="http://127.0.0.1:$SIM_PORT"
+export MARKETDATA_BYBIT_WS_URL="ws://127.0.0.1:$SIM_PORT/bybit/v5/public/linear"
+export MARKETDATA_COINBASE_WS_URL="ws://127.0.0.1:$SIM_PORT/coinbase"
 export MARKETDATA_TIMESCALE_DSN="postgresql://marketdata@127.0.0.1:$PG_PORT/marketdata"
 
 echo "demo: starting marketdata persist (log: .run/persist.log)"
@@ -102,7 +107,8 @@ wait_for "marketdata persist" bash -c \
 cat <<MSG
 demo: starting marketdata. In another terminal:
     redis-cli -p $REDIS_PORT SUBSCRIBE orderbook:BTCUSDT        # Binance USD-M futures
-    redis-cli -p $REDIS_PORT SUBSCRIBE 'orderbook:kraken:BTC/USD' # Kraken (also binance_spot)
+    redis-cli -p $REDIS_PORT SUBSCRIBE 'orderbook:kraken:BTC/USD' # Kraken; also binance_spot,
+                                          # okx (BTC-USDT), bybit (BTCUSDT), coinbase (BTC-USD)
     redis-cli -p $REDIS_PORT GET market_data:BTCUSDT
     .venv/bin/python examples/consumer.py BTCUSDT
     psql -h 127.0.0.1 -p $PG_PORT -U marketdata marketdata \\
