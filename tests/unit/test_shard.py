@@ -108,8 +108,10 @@ def test_300_symbols_spread_about_as_evenly_as_random_placement(count):
 
 
 def test_the_default_config_splits_in_two():
-    sizes = spread(pairs(parse_config(_yaml(REPO / "config.yaml"), environ={})), 2)
-    assert sorted(sizes) == [3, 4]
+    every = pairs(parse_config(_yaml(REPO / "config.yaml"), environ={}))
+    sizes = spread(every, 2)
+    assert sum(sizes) == len(every)  # every pair in one shard
+    assert min(sizes) >= len(every) // 4, sizes  # and neither shard near empty
 
 
 def _yaml(path: Path) -> object:
