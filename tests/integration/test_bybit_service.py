@@ -26,67 +26,21 @@ from marketdata.sim.scenarios import Scenario
 from tests.helpers import free_port
 from tests.integration.persist_helpers import persist_config, row_counts, run_persist
 from tests.integration.scenario_runner import Collector, get_json, metric, wait_until
+from tests.integration.sim_venue_run import SimVenueRun
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEPTH = 50
 FIRST_TRADE = 10_000_001  # the simulator's markets number trades from here
 
 
-class BybitRun:
+class BybitRun(SimVenueRun):
+    venue = "bybit"
+    path = "/bybit/v5/public/linear"
+    settle_depth = 20
+
     def __init__(self, source: BybitSource, scenario: Scenario, collector: Collector) -> None:
-        self.source = source
-        self.scenario = scenario
-        self.collector = collector
-        self.port = free_port()
-        self.runner = web.AppRunner(create_sim_app({"bybit": source}, scenario), access_log=None)
-        self.service: Service | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self, redis_url: str, **bybit: Any) -> Service:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        url = f"ws://127.0.0.1:{self.port}/bybit/v5/public/linear"
-        section = {"symbols": list(SYMBOLS), "ws_url": url, "depth": DEPTH,
-                   "subscribe_timeout_s": 2.0, **bybit}  # fmt: skip
-        config = parse_config(
-            {
-                "redis_url": redis_url,
-                "health_port": 0,
-                "publish_interval_ms": 20,
-                "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
-                "exchanges": {"bybit": section},
-                "spool": {"spill_path": os.path.join(tempfile.mkdtemp(), "spool.jsonl")},
-            },
-            environ={},
-        )
-        self.service = Service(config)
-        self.task = asyncio.create_task(self.service.run())
-        return self.service
-
-    async def ready(self, timeout_s: float = 15.0) -> tuple[int, Any]:
-        service = self.service
-        assert service is not None
-
-        async def is_ready() -> bool:
-            if service.http_port is None:
-                return False
-            status, _ = await get_json(service, "/ready")
-            return status == 200
-
-        await wait_until(is_ready, timeout_s)
-        return await get_json(service, "/ready")
-
-    async def settle(self) -> bool:
-        """No more faults; the markets stop; every symbol's last book is the simulator's."""
-        self.scenario.enabled = False
-        await asyncio.sleep(0.5)
-        self.source.paused = True
-        await asyncio.sleep(0.2)
-
-        def caught_up(c: Collector) -> bool:
-            return all(_top(c, s, 20) == _sim_top(self.source, s, 20) for s in SYMBOLS)
-
-        return await self.collector.collect_until(caught_up, 15.0)
+        section = {"symbols": list(SYMBOLS), "depth": DEPTH, "subscribe_timeout_s": 2.0}
+        super().__init__(source, scenario, collector, section)
 
     def trade_ids(self, symbol: str) -> list[str]:
         """Every trade the simulator made for `symbol`, in order, as linear ids."""
@@ -95,29 +49,6 @@ class BybitRun:
 
     def published_trades(self, symbol: str) -> list[str]:
         return [t["trade_id"] for t in self.collector.messages[f"trades:bybit:{symbol}"]]
-
-    async def stop(self) -> None:
-        if self.service is not None and self.task is not None:
-            self.service.stop()
-            await self.task
-        await self.collector.close()
-        await self.source.close()
-        await self.runner.cleanup()
-
-
-def _top(collector: Collector, symbol: str, depth: int) -> Any:
-    books = collector.messages[f"orderbook:bybit:{symbol}"]
-    if not books:
-        return None
-    book = books[-1]
-    return [
-        [(Decimal(p), Decimal(q)) for p, q in side[:depth]] for side in (book["bids"], book["asks"])
-    ]
-
-
-def _sim_top(source: BybitSource, symbol: str, depth: int) -> Any:
-    bids, asks = source.markets[symbol].top(depth)
-    return [[(Decimal(p), Decimal(q)) for p, q in side] for side in (bids, asks)]
 
 
 def _skipped(service: Service) -> dict[str, float]:

@@ -5,92 +5,37 @@ over 4 MiB is taken, trades once each, and the seed path into PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from marketdata.config import parse_config
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from marketdata.service import Service
 from marketdata.sim import coinbase_frames
-from marketdata.sim.app import create_sim_app
 from marketdata.sim.coinbase_market import CoinbaseSource
 from marketdata.sim.scenarios import Scenario
-from tests.helpers import free_port
 from tests.integration.persist_helpers import persist_config, row_counts, run_persist
 from tests.integration.scenario_runner import Collector, get_json, metric, wait_until
+from tests.integration.sim_venue_run import SimVenueRun
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "SOL-USD")
 FIRST_TRADE_ID = 10_000_001  # the simulator's markets number trades from here
 
 
-class CoinbaseRun:
+class CoinbaseRun(SimVenueRun):
+    venue = "coinbase"
+    path = "/coinbase"
+
     def __init__(self, source: CoinbaseSource, scenario: Scenario, collector: Collector) -> None:
-        self.source = source
-        self.scenario = scenario
-        self.collector = collector
-        self.port = free_port()
-        app = create_sim_app({"coinbase": source}, scenario, heartbeat_s=0.5)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        self.service: Service | None = None
-        self.task: asyncio.Task[None] | None = None
+        section = {"symbols": source.listed(), "subscribe_timeout_s": 2.0}
+        super().__init__(source, scenario, collector, section, heartbeat_s=0.5)
 
     @property
     def products(self) -> list[str]:
-        return self.source.listed()
-
-    async def start(self, redis_url: str, **coinbase: Any) -> Service:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        section = {"symbols": self.products, "ws_url": f"ws://127.0.0.1:{self.port}/coinbase",
-                   "subscribe_timeout_s": 2.0, **coinbase}  # fmt: skip
-        config = parse_config(
-            {
-                "redis_url": redis_url,
-                "health_port": 0,
-                "publish_interval_ms": 20,
-                "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
-                "exchanges": {"coinbase": section},
-                "spool": {"spill_path": os.path.join(tempfile.mkdtemp(), "spool.jsonl")},
-            },
-            environ={},
-        )
-        self.service = Service(config)
-        self.task = asyncio.create_task(self.service.run())
-        return self.service
-
-    async def ready(self, timeout_s: float = 15.0) -> tuple[int, Any]:
-        service = self.service
-        assert service is not None
-
-        async def is_ready() -> bool:
-            if service.http_port is None:
-                return False
-            status, _ = await get_json(service, "/ready")
-            return status == 200
-
-        await wait_until(is_ready, timeout_s)
-        return await get_json(service, "/ready")
-
-    async def settle(self) -> bool:
-        """No more faults; the markets stop; every product's last book is the simulator's."""
-        self.scenario.enabled = False
-        await asyncio.sleep(0.5)
-        self.source.paused = True
-        await asyncio.sleep(0.2)
-
-        def caught_up(c: Collector) -> bool:
-            return all(_top(c, p, 10) == _sim_top(self.source, p, 10) for p in self.products)
-
-        return await self.collector.collect_until(caught_up, 15.0)
+        return self.symbols
 
     def trade_ids(self, product: str) -> list[int]:
         return [int(t["trade_id"]) for t in self.collector.messages[f"trades:coinbase:{product}"]]
@@ -98,29 +43,6 @@ class CoinbaseRun:
     def made(self, product: str) -> list[int]:
         """The ids of every trade the simulator made for `product`."""
         return list(range(FIRST_TRADE_ID, self.source.markets[product].trade_id + 1))
-
-    async def stop(self) -> None:
-        if self.service is not None and self.task is not None:
-            self.service.stop()
-            await self.task
-        await self.collector.close()
-        await self.source.close()
-        await self.runner.cleanup()
-
-
-def _top(collector: Collector, product: str, depth: int) -> Any:
-    books = collector.messages[f"orderbook:coinbase:{product}"]
-    if not books:
-        return None
-    book = books[-1]
-    return [
-        [(Decimal(p), Decimal(q)) for p, q in side[:depth]] for side in (book["bids"], book["asks"])
-    ]
-
-
-def _sim_top(source: CoinbaseSource, product: str, depth: int) -> Any:
-    bids, asks = source.markets[product].top(depth)
-    return [[(Decimal(p), Decimal(q)) for p, q in side] for side in (bids, asks)]
 
 
 def _per_product(service: Service, name: str, products: list[str]) -> dict[str, float]:

@@ -7,86 +7,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from marketdata.config import parse_config
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from marketdata.service import Service
-from marketdata.sim.app import create_sim_app
 from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.scenarios import Scenario
-from tests.helpers import free_port
 from tests.integration.persist_helpers import persist_config, row_counts, run_persist
 from tests.integration.scenario_runner import Collector, get_json, metric, wait_until
+from tests.integration.sim_venue_run import SimVenueRun
 
 INSTS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
 FIRST_TRADE_ID = 10_000_001  # the simulator's markets number trades from here
 
 
-class OkxRun:
+class OkxRun(SimVenueRun):
+    venue = "okx"
+    path = "/okx/ws/v5/public"
+
     def __init__(self, source: OkxSource, scenario: Scenario, collector: Collector) -> None:
-        self.source = source
-        self.scenario = scenario
-        self.collector = collector
-        self.port = free_port()
-        self.runner = web.AppRunner(create_sim_app({"okx": source}, scenario), access_log=None)
-        self.service: Service | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self, redis_url: str, **okx: Any) -> Service:
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        base = f"127.0.0.1:{self.port}"
-        section = {"symbols": list(INSTS), "ws_url": f"ws://{base}/okx/ws/v5/public",
-                   "rest_url": f"http://{base}", "subscribe_timeout_s": 2.0, **okx}  # fmt: skip
-        config = parse_config(
-            {
-                "redis_url": redis_url,
-                "health_port": 0,
-                "publish_interval_ms": 20,
-                "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
-                "exchanges": {"okx": section},
-                "spool": {"spill_path": os.path.join(tempfile.mkdtemp(), "spool.jsonl")},
-            },
-            environ={},
-        )
-        self.service = Service(config)
-        self.task = asyncio.create_task(self.service.run())
-        return self.service
-
-    async def ready(self, timeout_s: float = 15.0) -> tuple[int, Any]:
-        service = self.service
-        assert service is not None
-
-        async def is_ready() -> bool:
-            if service.http_port is None:
-                return False
-            status, _ = await get_json(service, "/ready")
-            return status == 200
-
-        await wait_until(is_ready, timeout_s)
-        return await get_json(service, "/ready")
-
-    async def settle(self) -> bool:
-        """No more faults; the markets stop; every instrument's last book is the simulator's."""
-        self.scenario.enabled = False
-        await asyncio.sleep(0.5)
-        self.source.paused = True
-        await asyncio.sleep(0.2)
-
-        def caught_up(c: Collector) -> bool:
-            return all(_top(c, inst, 10) == _sim_top(self.source, inst, 10) for inst in INSTS)
-
-        return await self.collector.collect_until(caught_up, 15.0)
+        super().__init__(source, scenario, collector, {"symbols": list(INSTS),
+                                                       "subscribe_timeout_s": 2.0})  # fmt: skip
 
     def trade_ids(self, inst: str) -> list[int]:
         return [int(t["trade_id"]) for t in self.collector.messages[f"trades:okx:{inst}"]]
@@ -94,29 +41,6 @@ class OkxRun:
     def made(self, inst: str) -> list[int]:
         """The ids of every trade the simulator made for `inst`."""
         return list(range(FIRST_TRADE_ID, self.source.markets[inst].trade_id + 1))
-
-    async def stop(self) -> None:
-        if self.service is not None and self.task is not None:
-            self.service.stop()
-            await self.task
-        await self.collector.close()
-        await self.source.close()
-        await self.runner.cleanup()
-
-
-def _top(collector: Collector, inst: str, depth: int) -> Any:
-    books = collector.messages[f"orderbook:okx:{inst}"]
-    if not books:
-        return None
-    book = books[-1]
-    return [
-        [(Decimal(p), Decimal(q)) for p, q in side[:depth]] for side in (book["bids"], book["asks"])
-    ]
-
-
-def _sim_top(source: OkxSource, inst: str, depth: int) -> Any:
-    bids, asks = source.markets[inst].top(depth)
-    return [[(Decimal(p), Decimal(q)) for p, q in side] for side in (bids, asks)]
 
 
 def _sum(service: Service, name: str) -> float:
