@@ -52,7 +52,10 @@ class SimVenueRun:
     def symbols(self) -> list[str]:
         return list(self.section["symbols"])
 
-    async def start(self, redis_url: str, **section: Any) -> Service:
+    async def start(
+        self, redis_url: str, *, settings: dict[str, Any] | None = None, **section: Any
+    ) -> Service:
+        """`section`: this venue's keys over the defaults; `settings`: top-level keys."""
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         self.section = {"ws_url": f"ws://127.0.0.1:{self.port}{self.path}", "rest_url":
@@ -65,6 +68,7 @@ class SimVenueRun:
                 "reconnect": {"initial_delay_s": 0.05, "max_delay_s": 0.5},
                 "exchanges": {self.venue: self.section},
                 "spool": {"spill_path": os.path.join(tempfile.mkdtemp(), "spool.jsonl")},
+                **(settings or {}),
             },
             environ={},
         )

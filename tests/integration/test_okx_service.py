@@ -215,13 +215,20 @@ async def test_an_upgrade_notice_hands_over_with_no_book_out_of_sync(redis_serve
     assert status == 200
 
 
-async def test_rest_snapshots_build_the_books(redis_server, okx_run):
+async def test_rest_snapshots_build_the_books(redis_server, redis_client, okx_run):
     """`snapshot: rest`: updates are buffered and bridged onto REST snapshots with seqId;
-    a gap fetches a new one for its instrument."""
+    a gap fetches a new one for its instrument. The requests are counted in the budget
+    shared through Redis by every process behind the IP."""
     run = await okx_run(Scenario(gap_every=41), rate=60, checksums=False)
-    service = await run.start(redis_server.url, snapshot="rest", symbols_per_connection=3)
+    shared = {"rest_budget": {"shared": True, "ip_label": "okx-test"}}
+    service = await run.start(
+        redis_server.url, settings=shared, snapshot="rest", symbols_per_connection=3
+    )
     status, body = await run.ready()
     assert status == 200, body
+    counted = await redis_client.hget("rest_budget:okx:okx-test", "used")
+    assert counted is not None
+    assert int(counted) >= 1  # (not all of them: the minute may have turned since)
     await run.collector.collect_until(lambda c: False, timeout_s=3.0)
     assert await run.settle(), "books did not reach the simulator's final state"
     requests = metric(service, "snapshot_requests_total", status="200")

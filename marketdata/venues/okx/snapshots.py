@@ -6,6 +6,8 @@ RestGate per venue. OKX allows 40 requests per 2 s per IP on /market/books; the 
 weight-per-minute based, so the limit is kept by its spacing: one request per 0.1 s is at
 most 20 per 2 s, half OKX's allowance, and its minute budget (1200 a minute, 80% of it
 used) is then never the binding part. A 429 stops every request for the time asked.
+With `rest_budget.shared` on, that minute budget is one for every process behind the IP
+(marketdata.rest_budget), and a 429 seen by one pauses them all.
 
 One fetch per book at a time. A snapshot older than the book's first buffered update is
 fetched again at once (it is a replica that lags); a failed request or a buffered update
@@ -23,7 +25,7 @@ import aiohttp
 from marketdata.backoff import Backoff
 from marketdata.metrics import Metrics
 from marketdata.rest_fetch import Failure, RestFetch
-from marketdata.rest_gate import RestGate
+from marketdata.rest_gate import RestGate, Shared
 from marketdata.venues.okx.book_state import OkxBook, SnapshotOutcome
 from marketdata.venues.okx.wire import NAME, RestBook, parse_rest_book
 
@@ -33,9 +35,10 @@ MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # 400 levels a side are about 40 kB
 REQUESTS_PER_2S = 40
 
 
-def okx_gate() -> RestGate:
-    """OKX's /market/books limit (40 per 2 s per IP) kept by spacing, as said above."""
-    return RestGate(weight_limit_per_min=REQUESTS_PER_2S * 30, min_spacing_s=0.1)
+def okx_gate(shared: Shared | None = None) -> RestGate:
+    """OKX's /market/books limit (40 per 2 s per IP) kept by spacing, as said above; `shared`:
+    the budget of every process behind the same IP."""
+    return RestGate(weight_limit_per_min=REQUESTS_PER_2S * 30, min_spacing_s=0.1, shared=shared)
 
 
 Apply = Callable[[OkxBook, RestBook], SnapshotOutcome]

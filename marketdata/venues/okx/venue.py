@@ -35,11 +35,13 @@ class OkxVenue:
 
 def feeds_for(config: OkxConfig, context: FeedContext) -> list[OkxFeed]:
     """The configured instruments in groups of `symbols_per_connection`, one feed each;
-    one connection pacer and one REST gate for all of them (OKX's limits are per IP)."""
+    one connection pacer and one REST gate for all of them (OKX's limits are per IP, so the
+    gate asks the budget shared through Redis when `rest_budget.shared` is on)."""
     size = config.symbols_per_connection
     groups = [config.symbols[i : i + size] for i in range(0, len(config.symbols), size)]
     pacer = ConnectPacer(*CONNECTIONS_PER_IP)
-    gate = okx_gate()
+    budgets = context.rest_budgets
+    gate = okx_gate(None if budgets is None else budgets.for_venue(NAME))
     return [
         OkxFeed(config, group, context, _name(group, i), pacer, gate)
         for i, group in enumerate(groups)
