@@ -28,7 +28,12 @@ RESULTS = Path(__file__).parent / "results.json"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=200_000, help="frames per core case")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=200_000,
+        help="frames per core case (OKX takes a quarter, Coinbase less: bench/venues.py)",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
         "--venues", type=_venues, default=list(VENUES), help="core cases, comma-separated"

@@ -4,9 +4,10 @@ The frames are the recorded Advanced Trade connection (tests/fixtures, 1,030 fra
 whole-book snapshots of 5.1 and 2.5 MB, 773 level2 updates, tickers, trades, heartbeats),
 looped; each loop is taken as a new connection (its count starts at 0 again and its
 snapshots replace the books). The snapshots dominate a loop, so the updates alone (the
-steady state) and one snapshot are timed apart as well. Not wired into `python -m bench`:
-`python -m bench.coinbase_core` prints its figures, and cryptofeed's (bench/coinbase_peer.py)
-on the same frames, alternated.
+steady state) and one snapshot are timed apart as well. `python -m bench` runs both as
+core cases (`coinbase_l2`, `coinbase_all`, bench/venues.py); `python -m bench.coinbase_core`
+prints these figures alone, and cryptofeed's (bench/coinbase_peer.py) on the same frames,
+alternated.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def updates_only(frames: list[bytes], loops: int) -> float:
                     raise RuntimeError(f"{event.symbol}: update not applied")
         elapsed += time.perf_counter() - started
     return loops * len(updates) / elapsed
+
+
+def update_frames(frames: list[bytes]) -> list[bytes]:
+    """The level2 update frames after the snapshots, as `updates_only` times them."""
+    return _split(frames)[1]
 
 
 def _split(frames: list[bytes]) -> tuple[list[BookEvent], list[bytes]]:
