@@ -55,6 +55,11 @@ def parse_apply(frames: list[bytes]) -> tuple[float, Tops]:
 def updates_only(frames: list[bytes], loops: int) -> float:
     """msgs/s over the level2 updates alone: each loop loads the snapshots again outside
     the timing (an old update applied to a later book could cross it)."""
+    return updates_only_tops(frames, loops)[0]
+
+
+def updates_only_tops(frames: list[bytes], loops: int) -> tuple[float, Tops]:
+    """`updates_only`, and each product's top 20 at the end."""
     snapshots, updates = _split(frames)
     books = {p: CoinbaseBook(p) for p in PRODUCTS}
     elapsed = 0.0
@@ -69,7 +74,7 @@ def updates_only(frames: list[bytes], loops: int) -> float:
                 ):
                     raise RuntimeError(f"{event.symbol}: update not applied")
         elapsed += time.perf_counter() - started
-    return loops * len(updates) / elapsed
+    return loops * len(updates) / elapsed, {p: b.book.top(20) for p, b in books.items()}
 
 
 def update_frames(frames: list[bytes]) -> list[bytes]:

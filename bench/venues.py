@@ -126,10 +126,12 @@ def coinbase_updates(messages: int, with_peer: bool) -> CoreCase:
         venue="coinbase_l2",
         label="real Coinbase level2 update frames alone, snapshots loaded untimed, looped",
         frames=update_frames * loops,
-        ours=lambda: (coinbase_core.updates_only(recorded, loops), {}),
-        peer=(lambda tops: coinbase_peer.cryptofeed_updates_only(texts, loops))
+        ours=lambda: coinbase_core.updates_only_tops(recorded, loops),
+        peer=(lambda tops: coinbase_peer.cryptofeed_updates_only(texts, loops, tops))
         if with_peer
         else None,
+        note="coinbase_l2: the same frames, but cryptofeed's ask side holds only the levels "
+        "updated since its snapshot (see coinbase_all), a smaller book to insert into",
     )
 
 
@@ -147,7 +149,8 @@ def coinbase_all(messages: int, with_peer: bool) -> CoreCase:
         peer=(lambda tops: coinbase_peer.cryptofeed_parse_apply(texts, tops))
         if with_peer
         else None,
-        note=f"coinbase_all: not the same work: {_COINBASE_ASKS}",
+        note=f"coinbase_all: not the same work: {_COINBASE_ASKS}; its bids are checked "
+        "level for level, its asks only not to go below ours",
     )
 
 
