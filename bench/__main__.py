@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument(
         "--messages",
         type=int,
-        default=200_000,
-        help="frames per core case (OKX takes a quarter, Coinbase less: bench/venues.py)",
+        default=150_000,
+        help="frames per core case (OKX takes an eighth, Coinbase less: bench/venues.py)",
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
@@ -123,9 +123,10 @@ def service_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any
         progress.end("service: highest rate", started, f"{max_rate['median']:,.0f} msgs/s")
         scale_out: dict[str, Any] = {}
         if not args.skip_workers:
+            assert redis_server.process is not None
             scale_out["workers"] = workers.run(
                 redis_server.url, args.workers_symbols, args.workers_runs, args.e2e_seconds,
-                workers.FRAMES_PER_SYMBOL, progress,
+                workers.FRAMES_PER_SYMBOL, progress, redis_server.process.pid,
             )  # fmt: skip
         at_5000 = []
         for symbols in (1, 10, 100):

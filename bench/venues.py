@@ -83,10 +83,10 @@ def kraken(messages: int, with_peer: bool) -> CoreCase:
 
 
 def okx(messages: int, with_peer: bool) -> CoreCase:
-    """The books frames only (the peer is given no others); a quarter of `messages`: each
+    """The books frames only (the peer is given no others); an eighth of `messages`: each
     carries a 400-level snapshot or an update with its checksum, and takes 3 to 6 times a
     Binance frame's time."""
-    frames = okx_core.looped(okx_capture.load().book_frames, messages // 4)
+    frames = okx_core.looped(okx_capture.load().book_frames, messages // 8)
     return CoreCase(
         venue="okx",
         label="real OKX v5 books frames (checksum on every one), the capture looped",
@@ -117,10 +117,10 @@ _COINBASE_ASKS = (
 
 def coinbase_updates(messages: int, with_peer: bool) -> CoreCase:
     """The level2 update frames alone, the steady state: the snapshots are loaded outside
-    the clock, on both sides. Half of `messages`, rounded to whole loops of the capture."""
+    the clock, on both sides. A third of `messages`, in whole loops of the capture."""
     recorded = coinbase_capture.load().frames
     update_frames = coinbase_core.update_frames(recorded)
-    loops = max(1, messages // 2 // len(update_frames))
+    loops = max(1, messages // 3 // len(update_frames))
     texts = [frame.decode() for frame in recorded]
     return CoreCase(
         venue="coinbase_l2",
@@ -136,10 +136,10 @@ def coinbase_updates(messages: int, with_peer: bool) -> CoreCase:
 
 
 def coinbase_all(messages: int, with_peer: bool) -> CoreCase:
-    """Every frame of the recorded connection, its two multi-MB snapshots included; a tenth
-    of `messages`: one loop is 1,030 frames and 7.6 MB."""
+    """Every frame of the recorded connection, its two multi-MB snapshots included; a
+    fifteenth of `messages`: one loop is 1,030 frames and 7.6 MB."""
     recorded = coinbase_capture.load().frames
-    frames = coinbase_core.looped(recorded, max(len(recorded), messages // 10))
+    frames = coinbase_core.looped(recorded, max(len(recorded), messages // 15))
     texts = [frame.decode() for frame in frames]
     return CoreCase(
         venue="coinbase_all",

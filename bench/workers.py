@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from bench.cpu import Usage
 from bench.e2e import Process, scrape, total, window
 from bench.progress import Progress
 from marketdata.shard import shard_of
@@ -206,18 +207,35 @@ def _wait_port(port: int, timeout_s: float, process: Process) -> None:
 
 
 def one_run(
-    redis_url: str, feed: Feed, symbols: list[str], workers: int, seconds: float
-) -> dict[str, float]:
+    redis_url: str,
+    feed: Feed,
+    symbols: list[str],
+    workers: int,
+    seconds: float,
+    redis_pid: int | None = None,
+) -> dict[str, Any]:
+    """One service run's rate, and the cores each process used meanwhile ("others": every
+    process outside this bench, e.g. other work on a shared machine)."""
     feed.reset()
     service = Service(redis_url, feed, symbols, workers)
     try:
         service.wait_synced()
+        trees = {"service": service.process.proc.pid, "feed": feed.process.proc.pid}
+        if redis_pid is not None:
+            trees["redis"] = redis_pid
+        trees["bench"] = os.getpid()
+        usage = Usage(trees)
         rate, gaps = service.processed_rate(seconds)
+        cores = usage.cores()
     finally:
         service.close()
     if gaps:
         raise RuntimeError(f"{gaps:.0f} sequence gaps at full rate: the run means nothing")
-    return {"processed_msgs_per_s": rate}
+    return {"processed_msgs_per_s": rate, "cores": cores}
+
+
+def _cores(cores: dict[str, float]) -> str:
+    return ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -225,7 +243,13 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 
 def run(
-    redis_url: str, symbols: int, runs: int, seconds: float, frames: int, progress: Progress
+    redis_url: str,
+    symbols: int,
+    runs: int,
+    seconds: float,
+    frames: int,
+    progress: Progress,
+    redis_pid: int | None = None,
 ) -> dict[str, Any]:
     names = balanced_symbols(symbols)
     started = progress.start(f"workers: feed server, {frames:,} frames per symbol")
@@ -234,18 +258,21 @@ def run(
         alone = generator_alone(feed, names)
         progress.end("workers: feed alone (a client draining its sockets)", started,
                      f"{alone['frames_per_s']:,.0f} frames/s")  # fmt: skip
-        one: list[float] = []
-        two: list[float] = []
+        one: list[dict[str, Any]] = []
+        two: list[dict[str, Any]] = []
         started = progress.start(f"workers: {symbols} symbols, 1 and 2 workers, {runs} runs")
         for i in range(runs):
-            one.append(one_run(redis_url, feed, names, 1, seconds)["processed_msgs_per_s"])
-            two.append(one_run(redis_url, feed, names, 2, seconds)["processed_msgs_per_s"])
-            ratio = two[-1] / one[-1]
-            progress.line(f"workers run {i + 1}/{runs}: 1 worker {one[-1]:,.0f} msgs/s, "
-                          f"2 workers {two[-1]:,.0f} msgs/s ({ratio:.2f}x)")  # fmt: skip
+            one.append(one_run(redis_url, feed, names, 1, seconds, redis_pid))
+            two.append(one_run(redis_url, feed, names, 2, seconds, redis_pid))
+            a, b = one[-1]["processed_msgs_per_s"], two[-1]["processed_msgs_per_s"]
+            progress.line(f"workers run {i + 1}/{runs}: 1 worker {a:,.0f} msgs/s "
+                          f"(cores: {_cores(one[-1]['cores'])}), 2 workers {b:,.0f} msgs/s "
+                          f"(cores: {_cores(two[-1]['cores'])}): {b / a:.2f}x")  # fmt: skip
     finally:
         feed.close()
-    ratio = statistics.median(two) / statistics.median(one)
+    rates_one = [r["processed_msgs_per_s"] for r in one]
+    rates_two = [r["processed_msgs_per_s"] for r in two]
+    ratio = statistics.median(rates_two) / statistics.median(rates_one)
     progress.end("workers", started, f"2 workers {ratio:.2f}x 1 worker")
     return {
         "symbols": symbols,
@@ -253,10 +280,13 @@ def run(
         "window_s": seconds,
         "cores": os.cpu_count(),
         "feed_alone": alone,
-        "one_worker_msgs_per_s": summarize(one),
-        "two_workers_msgs_per_s": summarize(two),
+        "one_worker_msgs_per_s": summarize(rates_one),
+        "two_workers_msgs_per_s": summarize(rates_two),
         "ratio": ratio,
-        "ratio_per_run": summarize([b / a for a, b in zip(one, two, strict=True)]),
+        "ratio_per_run": summarize([b / a for a, b in zip(rates_one, rates_two, strict=True)]),
+        "one_worker_runs": one,
+        "two_workers_runs": two,
+        "others_cores_max": max(r["cores"]["others"] for r in one + two),
     }
 
 
@@ -268,8 +298,10 @@ def print_workers(r: dict[str, Any]) -> None:
           f"({two['min']:,.0f}..{two['max']:,.0f}): {r['ratio']:.2f}x "
           f"(per run {per_run['min']:.2f}..{per_run['max']:.2f})")  # fmt: skip
     alone = r["feed_alone"]
-    print(f"feed alone (a client draining its sockets, no parsing): "
-          f"{alone['frames_per_s']:,.0f} frames/s ({alone['mb_per_s']:,.0f} MB/s)")  # fmt: skip
+    print(f"  feed alone (a client draining its sockets, no parsing): "
+          f"{alone['frames_per_s']:,.0f} frames/s ({alone['mb_per_s']:,.0f} MB/s); "
+          f"cores used by processes outside the bench during a run: up to "
+          f"{r['others_cores_max']:.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -284,9 +316,11 @@ def main() -> None:
     redis_server = RedisServer()
     redis_server.start()
     try:
+        assert redis_server.process is not None
         result = run(
-            redis_server.url, args.symbols, args.runs, args.seconds, args.frames, Progress()
-        )
+            redis_server.url, args.symbols, args.runs, args.seconds, args.frames, Progress(),
+            redis_server.process.pid,
+        )  # fmt: skip
     finally:
         redis_server.stop()
     print_workers(result)
