@@ -1,9 +1,10 @@
-"""CPU seconds from /proc: the whole machine's busy time, and a process tree's own, so that
-a figure taken on a shared machine can say how much of the cores others were using."""
+"""CPU seconds from /proc: the whole machine's busy time, and a process's own, so that a
+figure taken on a shared machine can say how much of the cores others were using."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -18,17 +19,18 @@ def busy_s() -> float:
 
 
 def tree_s(pid: int) -> float:
-    """utime + stime of `pid` and of every descendant still running, in seconds (0 for a
-    process that is gone)."""
-    total = 0.0
-    for one in _tree(pid):
-        try:
-            stat = Path(f"/proc/{one}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
-        total += (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
-    return total
+    """utime + stime of `pid` and of every descendant still running, in seconds."""
+    return sum(own_s(one) for one in _tree(pid))
+
+
+def own_s(pid: int) -> float:
+    """utime + stime of process `pid` (all its threads), in seconds; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
+    return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
 
 
 def _tree(pid: int) -> list[int]:
@@ -44,19 +46,20 @@ def _tree(pid: int) -> list[int]:
 
 
 class Usage:
-    """Cores used over an interval: by each named process tree, and by everything else."""
+    """Cores used over an interval: by each named process (its own threads, not its
+    children), and by everything else on the machine ("others")."""
 
-    def __init__(self, trees: dict[str, int]) -> None:
-        self.trees = trees
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
         self._start = self._sample()
 
     def _sample(self) -> tuple[float, float, dict[str, float]]:
-        return os.times().elapsed, busy_s(), {n: tree_s(p) for n, p in self.trees.items()}
+        return time.monotonic(), busy_s(), {n: own_s(p) for n, p in self.processes.items()}
 
     def cores(self) -> dict[str, float]:
         """Since construction: {name: cores (1.0 = one core busy)}, plus "others"."""
         (t0, b0, s0), (t1, b1, s1) = self._start, self._sample()
-        elapsed = t1 - t0
-        used = {name: (s1[name] - s0[name]) / elapsed for name in self.trees}
+        elapsed = max(t1 - t0, 1e-9)
+        used = {name: (s1[name] - s0[name]) / elapsed for name in self.processes}
         used["others"] = max(0.0, (b1 - b0) / elapsed - sum(used.values()))
         return used

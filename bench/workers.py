@@ -17,6 +17,7 @@ measured first, alone: a client that only drains the sockets counts what it can 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from bench.cpu import Usage
-from bench.e2e import Process, scrape, total, window
+from bench.e2e import Process, Samples, scrape, total, window
 from bench.progress import Progress
 from marketdata.shard import shard_of
 from tests.helpers import free_port
@@ -156,6 +157,7 @@ class Service:
         self.http_port = free_port()
         self.symbols = symbols
         self.frames = feed.frames
+        self.workers = workers
         self.dir = tempfile.TemporaryDirectory()
         config = {
             "redis_url": redis_url, "health_port": self.http_port, "log_level": "WARNING",
@@ -180,18 +182,48 @@ class Service:
                 raise RuntimeError(f"books did not sync:\n{self.process.tail()}")
             time.sleep(0.2)
 
-    def processed_rate(self, seconds: float) -> tuple[float, float]:
-        """(depth msgs/s processed over `seconds`, sequence gaps at the end), from two
-        fresh scrapes of the aggregate /metrics (bench.e2e's window)."""
-        _, after, processed = window(self.http_port, seconds)
+    def processes(self) -> dict[str, int]:
+        """The service's processes by name: "service" alone with one worker (no supervisor
+        then), else "supervisor" and "worker-K"."""
+        if self.workers == 1:
+            return {"service": self.process.proc.pid}
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health") as response:
+            listed = json.loads(response.read())["workers"]
+        found = {"supervisor": self.process.proc.pid}
+        found.update({f"worker-{w['worker']}": int(w["pid"]) for w in listed})
+        return found
+
+    def processed_rate(self, seconds: float) -> tuple[float, dict[str, float], float]:
+        """(depth msgs/s processed over `seconds`, the same per worker label, sequence gaps
+        at the end), from two fresh scrapes of the aggregate /metrics (bench.e2e's window)."""
+        before, after, processed = window(self.http_port, seconds)
         sent = len(self.symbols) * self.frames
         if total(after, "messages_processed_total", type="depth") > 0.9 * sent:
             raise RuntimeError(f"the feed's {sent:,} frames are nearly used up: use more")
-        return processed / seconds, total(after, "sequence_gaps_total")
+        scale = processed / max(1.0, _processed(after) - _processed(before))  # to the window
+        per_worker = {
+            worker: (_processed(after, worker) - _processed(before, worker)) * scale / seconds
+            for worker in sorted(_workers(after))
+        }
+        return processed / seconds, per_worker, total(after, "sequence_gaps_total")
 
     def close(self) -> None:
         self.process.stop()
         self.dir.cleanup()
+
+
+def _processed(samples: Samples, worker: str = "") -> float:
+    labels = {"type": "depth", "worker": worker} if worker else {"type": "depth"}
+    return total(samples, "messages_processed_total", **labels)
+
+
+def _workers(samples: Samples) -> set[str]:
+    """The `worker` labels of the aggregate's samples ("" with one process)."""
+    return {
+        dict(labels).get("worker", "")
+        for (name, labels) in samples
+        if name == "messages_processed_total"
+    }
 
 
 def _wait_port(port: int, timeout_s: float, process: Process) -> None:
@@ -220,18 +252,27 @@ def one_run(
     service = Service(redis_url, feed, symbols, workers)
     try:
         service.wait_synced()
-        trees = {"service": service.process.proc.pid, "feed": feed.process.proc.pid}
+        processes = service.processes()
+        processes["feed"] = feed.process.proc.pid
         if redis_pid is not None:
-            trees["redis"] = redis_pid
-        trees["bench"] = os.getpid()
-        usage = Usage(trees)
-        rate, gaps = service.processed_rate(seconds)
+            processes["redis"] = redis_pid
+        usage = Usage(processes)
+        rate, per_worker, gaps = service.processed_rate(seconds)
         cores = usage.cores()
     finally:
         service.close()
     if gaps:
         raise RuntimeError(f"{gaps:.0f} sequence gaps at full rate: the run means nothing")
-    return {"processed_msgs_per_s": rate, "cores": cores}
+    service_cores = sum(used for name, used in cores.items() if name in _SERVICE)
+    return {
+        "processed_msgs_per_s": rate,
+        "per_worker_msgs_per_s": per_worker,
+        "cores": cores,
+        "msgs_per_service_cpu_s": rate / service_cores if service_cores else 0.0,
+    }
+
+
+_SERVICE = ("service", "supervisor", "worker-0", "worker-1")
 
 
 def _cores(cores: dict[str, float]) -> str:
@@ -265,9 +306,11 @@ def run(
             one.append(one_run(redis_url, feed, names, 1, seconds, redis_pid))
             two.append(one_run(redis_url, feed, names, 2, seconds, redis_pid))
             a, b = one[-1]["processed_msgs_per_s"], two[-1]["processed_msgs_per_s"]
+            split = " + ".join(f"{v:,.0f}" for v in two[-1]["per_worker_msgs_per_s"].values())
+            cores_one, cores_two = _cores(one[-1]["cores"]), _cores(two[-1]["cores"])
             progress.line(f"workers run {i + 1}/{runs}: 1 worker {a:,.0f} msgs/s "
-                          f"(cores: {_cores(one[-1]['cores'])}), 2 workers {b:,.0f} msgs/s "
-                          f"(cores: {_cores(two[-1]['cores'])}): {b / a:.2f}x")  # fmt: skip
+                          f"(cores: {cores_one}), 2 workers {b:,.0f} msgs/s "
+                          f"({split}; cores: {cores_two}): {b / a:.2f}x")  # fmt: skip
     finally:
         feed.close()
     rates_one = [r["processed_msgs_per_s"] for r in one]
@@ -287,7 +330,19 @@ def run(
         "one_worker_runs": one,
         "two_workers_runs": two,
         "others_cores_max": max(r["cores"]["others"] for r in one + two),
+        "service_cores": {
+            "one_worker": statistics.median(_service_cores(r) for r in one),
+            "two_workers": statistics.median(_service_cores(r) for r in two),
+        },
+        "msgs_per_service_cpu_s": {
+            "one_worker": statistics.median(r["msgs_per_service_cpu_s"] for r in one),
+            "two_workers": statistics.median(r["msgs_per_service_cpu_s"] for r in two),
+        },
     }
+
+
+def _service_cores(run: dict[str, Any]) -> float:
+    return sum(used for name, used in run["cores"].items() if name in _SERVICE)
 
 
 def print_workers(r: dict[str, Any]) -> None:
@@ -297,6 +352,10 @@ def print_workers(r: dict[str, Any]) -> None:
           f"({one['min']:,.0f}..{one['max']:,.0f}), 2 workers {two['median']:,.0f} msgs/s "
           f"({two['min']:,.0f}..{two['max']:,.0f}): {r['ratio']:.2f}x "
           f"(per run {per_run['min']:.2f}..{per_run['max']:.2f})")  # fmt: skip
+    cores, per_cpu = r["service_cores"], r["msgs_per_service_cpu_s"]
+    print(f"  cores the service got (median): 1 worker {cores['one_worker']:.2f}, 2 workers "
+          f"{cores['two_workers']:.2f}; msgs per service CPU-second: 1 worker "
+          f"{per_cpu['one_worker']:,.0f}, 2 workers {per_cpu['two_workers']:,.0f}")  # fmt: skip
     alone = r["feed_alone"]
     print(f"  feed alone (a client draining its sockets, no parsing): "
           f"{alone['frames_per_s']:,.0f} frames/s ({alone['mb_per_s']:,.0f} MB/s); "

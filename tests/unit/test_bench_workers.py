@@ -55,3 +55,22 @@ def test_rendered_chunks_hold_every_frame_renamed_in_order() -> None:
     assert payloads == [
         f.replace(b"SUSHIUSDT", b"W001USDT").replace(b"sushiusdt", b"w001usdt") for f in frames
     ]
+
+
+def test_cpu_time_is_read_for_a_process_and_its_children() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from bench.cpu import Usage, own_s, tree_s
+
+    child = subprocess.Popen([sys.executable, "-c", "sum(range(3_000_000))"])
+    try:
+        assert tree_s(os.getpid()) >= own_s(os.getpid()) > 0
+        usage = Usage({"bench": os.getpid()})
+        cores = usage.cores()
+        assert set(cores) == {"bench", "others"}
+        assert all(used >= 0 for used in cores.values())
+    finally:
+        child.wait()
+    assert own_s(child.pid) == 0.0  # gone
