@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, peer
+from bench import e2e, peer, workers
 from bench.core_cases import print_table, run_venues, summarize
 from bench.persist import latency, throughput
 from bench.progress import Progress
@@ -28,7 +28,12 @@ RESULTS = Path(__file__).parent / "results.json"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=200_000, help="frames per core case")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=150_000,
+        help="frames per core case (OKX takes an eighth, Coinbase less: bench/venues.py)",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
         "--venues", type=_venues, default=list(VENUES), help="core cases, comma-separated"
@@ -40,6 +45,9 @@ def main() -> None:
     parser.add_argument("--e2e-runs", type=int, default=5, help="runs of each service case")
     parser.add_argument("--e2e-seconds", type=float, default=4.0)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--workers-runs", type=int, default=3, help="runs of 1 and 2 workers")
+    parser.add_argument("--workers-symbols", type=int, default=20)
+    parser.add_argument("--skip-workers", action="store_true", help="no --workers 1 vs 2 case")
     args = parser.parse_args()
 
     progress = Progress()
@@ -68,6 +76,8 @@ def main() -> None:
               f"max {lat['max']:.1f} ms ({lat['trades']:,} trades)")  # fmt: skip
     if "service" in results:
         print_service(results["service"])
+    if "workers" in results:
+        workers.print_workers(results["workers"])
     print(f"written to {RESULTS}; {progress.elapsed():.0f} s in all")
 
 
@@ -111,6 +121,13 @@ def service_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any
                           f"{rates[-1]['processed_msgs_per_s']:,.0f} msgs/s")  # fmt: skip
         max_rate = summarize([r["processed_msgs_per_s"] for r in rates])
         progress.end("service: highest rate", started, f"{max_rate['median']:,.0f} msgs/s")
+        scale_out: dict[str, Any] = {}
+        if not args.skip_workers:
+            assert redis_server.process is not None
+            scale_out["workers"] = workers.run(
+                redis_server.url, args.workers_symbols, args.workers_runs, args.e2e_seconds,
+                workers.FRAMES_PER_SYMBOL, progress, redis_server.process.pid,
+            )  # fmt: skip
         at_5000 = []
         for symbols in (1, 10, 100):
             name = f"service at 5,000 msgs/s, {symbols} symbols"
@@ -136,7 +153,8 @@ def service_cases(args: argparse.Namespace, progress: Progress) -> dict[str, Any
             "max_rate_runs": rates,
             "at_5000_msgs_per_s": at_5000,
             "memory": memory,
-        }
+        },
+        **scale_out,
     }
 
 

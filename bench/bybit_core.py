@@ -4,8 +4,9 @@ The frames are the recorded Bybit v5 linear capture (tests/fixtures): its `order
 and `publicTrade` frames and the subscribe replies (1,717 frames: 4 snapshots of 200
 levels a side, 1,594 deltas, 102 trade frames of 327 trades, 17 replies), looped; each
 loop starts again from the snapshots, which replace the books, so every delta chains.
-Not wired into `python -m bench`: `python -m bench.bybit_core` prints its figure, and the
-cryptofeed peer's (bench/bybit_peer.py) on the same frames, alternated.
+`python -m bench` runs it as its `bybit` core case (bench/venues.py); `python -m
+bench.bybit_core` prints its figure alone, and the cryptofeed peer's (bench/bybit_peer.py)
+on the same frames, alternated.
 """
 
 from __future__ import annotations

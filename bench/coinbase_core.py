@@ -4,9 +4,10 @@ The frames are the recorded Advanced Trade connection (tests/fixtures, 1,030 fra
 whole-book snapshots of 5.1 and 2.5 MB, 773 level2 updates, tickers, trades, heartbeats),
 looped; each loop is taken as a new connection (its count starts at 0 again and its
 snapshots replace the books). The snapshots dominate a loop, so the updates alone (the
-steady state) and one snapshot are timed apart as well. Not wired into `python -m bench`:
-`python -m bench.coinbase_core` prints its figures, and cryptofeed's (bench/coinbase_peer.py)
-on the same frames, alternated.
+steady state) and one snapshot are timed apart as well. `python -m bench` runs both as
+core cases (`coinbase_l2`, `coinbase_all`, bench/venues.py); `python -m bench.coinbase_core`
+prints these figures alone, and cryptofeed's (bench/coinbase_peer.py) on the same frames,
+alternated.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def parse_apply(frames: list[bytes]) -> tuple[float, Tops]:
 def updates_only(frames: list[bytes], loops: int) -> float:
     """msgs/s over the level2 updates alone: each loop loads the snapshots again outside
     the timing (an old update applied to a later book could cross it)."""
+    return updates_only_tops(frames, loops)[0]
+
+
+def updates_only_tops(frames: list[bytes], loops: int) -> tuple[float, Tops]:
+    """`updates_only`, and each product's top 20 at the end."""
     snapshots, updates = _split(frames)
     books = {p: CoinbaseBook(p) for p in PRODUCTS}
     elapsed = 0.0
@@ -68,7 +74,12 @@ def updates_only(frames: list[bytes], loops: int) -> float:
                 ):
                     raise RuntimeError(f"{event.symbol}: update not applied")
         elapsed += time.perf_counter() - started
-    return loops * len(updates) / elapsed
+    return loops * len(updates) / elapsed, {p: b.book.top(20) for p, b in books.items()}
+
+
+def update_frames(frames: list[bytes]) -> list[bytes]:
+    """The level2 update frames after the snapshots, as `updates_only` times them."""
+    return _split(frames)[1]
 
 
 def _split(frames: list[bytes]) -> tuple[list[BookEvent], list[bytes]]:

@@ -71,22 +71,29 @@ async def _drive(frames: list[str], expected: Tops) -> float:
     await feed.http_conn.close()
     if trades == 0:
         raise RuntimeError("cryptofeed passed on no trade")
+    _check(books, expected)
+    return len(frames) / elapsed
+
+
+def _check(books: dict[str, Any], expected: Tops) -> None:
+    """Its bids equal ours level for level, and its asks (the broken subset) do not go
+    below our best ask; RuntimeError otherwise."""
     for product, (bids, asks) in expected.items():
         theirs = books[product].book
         got = [theirs.bids.index(i) for i in range(min(len(bids), len(theirs.bids)))]
         if got != [(Decimal(p), Decimal(q)) for p, q in bids]:
             raise RuntimeError(f"cryptofeed's {product} bids differ from ours")
         if len(theirs.asks) and theirs.asks.index(0)[0] < Decimal(asks[0][0]):
-            raise RuntimeError(f"cryptofeed's {product} asks go below our best ask")
-    return len(frames) / elapsed
+            raise RuntimeError(f"cryptofeed's {product} asks differ from ours: below our best")
 
 
-def cryptofeed_updates_only(frames: list[str], loops: int) -> float:
-    """msgs/s over the level2 update frames alone (the snapshots fed once, untimed)."""
-    return asyncio.run(_drive_updates(frames, loops))
+def cryptofeed_updates_only(frames: list[str], loops: int, expected: Tops | None = None) -> float:
+    """msgs/s over the level2 update frames alone (the snapshots fed once, untimed). With
+    `expected` (ours, after as many loops), its final books are checked against it."""
+    return asyncio.run(_drive_updates(frames, loops, expected))
 
 
-async def _drive_updates(frames: list[str], loops: int) -> float:
+async def _drive_updates(frames: list[str], loops: int, expected: Tops | None) -> float:
     from cryptofeed.defines import COINBASE, L2_BOOK
     from cryptofeed.exchanges import Coinbase
     from cryptofeed.symbols import Symbol, Symbols
@@ -95,10 +102,12 @@ async def _drive_updates(frames: list[str], loops: int) -> float:
     names = {Symbol(*p.split("-")).normalized: p for p in ("BTC-USD", "ETH-USD")}
     Symbols.set(COINBASE, names, {"instrument_type": dict.fromkeys(names, "spot")})
     applied = 0
+    books: dict[str, Any] = {}
 
     async def on_book(book: Any, receipt_timestamp: float) -> None:
         nonlocal applied
         applied += 1
+        books[names[book.symbol]] = book
 
     feed = Coinbase(symbols=list(names), channels=[L2_BOOK], callbacks={L2_BOOK: on_book})
     handle = feed.message_handler
@@ -115,4 +124,6 @@ async def _drive_updates(frames: list[str], loops: int) -> float:
     await feed.http_conn.close()
     if applied < loops * len(updates):
         raise RuntimeError(f"cryptofeed applied {applied} of {loops * len(updates)} updates")
+    if expected is not None:
+        _check(books, expected)
     return loops * len(updates) / elapsed

@@ -54,6 +54,8 @@ def run_case(case: CoreCase, runs: int, progress: Progress) -> dict[str, Any]:
         "us_per_msg": 1e6 / median,
         "vs_floor": median / statistics.median(floor),
     }
+    if case.note:
+        result["note"] = case.note
     figure = f"ours {median:,.0f} msgs/s"
     if theirs:
         result["peer_msgs_per_s"] = summarize(theirs)
@@ -84,6 +86,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(row)
     print("floor: orjson.loads alone of the same frames. ratio: our median over the peer's; "
           "per run: ours/peer within each run, min..max.")  # fmt: skip
+    for r in results["core"].values():
+        if "note" in r:
+            print(r["note"])
     if results["peer"] is None:
         print("peer: cryptofeed is not installed (pip install -e '.[bench]'): no peer figures")
 

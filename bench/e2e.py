@@ -154,16 +154,28 @@ def _wait_port(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def _window(run: Run, seconds: float) -> tuple[Samples, Samples, float]:
-    """Scrapes before and after `seconds`, and the depth messages processed between."""
-    before = scrape(run.http_port)
-    time.sleep(seconds)
-    after = scrape(run.http_port)
+# The service renders /metrics at most once a second (marketdata.http) and serves the same
+# text to scrapes in between: a scrape this long after the one before is fresh.
+FRESH_AFTER_S = 1.2
+
+
+def window(http_port: int, seconds: float) -> tuple[Samples, Samples, float]:
+    """Scrapes before and after about `seconds`, both fresh (wait_synced's last scrape may
+    be less than a second old), and the depth messages processed between, scaled to
+    exactly `seconds` by the time between the scrapes."""
+    time.sleep(FRESH_AFTER_S)
+    started = time.perf_counter()
+    before = scrape(http_port)
+    started = (started + time.perf_counter()) / 2
+    time.sleep(max(seconds, FRESH_AFTER_S))
+    ended = time.perf_counter()
+    after = scrape(http_port)
+    ended = (ended + time.perf_counter()) / 2
     kind = {"type": "depth"}
     processed = total(after, "messages_processed_total", **kind) - total(
         before, "messages_processed_total", **kind
     )
-    return before, after, processed
+    return before, after, processed * seconds / (ended - started)
 
 
 def latency_at(redis_url: str, symbols: int, rate: float, seconds: float) -> dict[str, Any]:
@@ -171,7 +183,7 @@ def latency_at(redis_url: str, symbols: int, rate: float, seconds: float) -> dic
     run = Run(redis_url, symbols, rate / symbols, frames=int(rate / symbols * (seconds + 30)))
     try:
         run.wait_synced()
-        before, after, processed = _window(run, seconds)
+        before, after, processed = window(run.http_port, seconds)
         return {
             "symbols": symbols,
             "offered_msgs_per_s": rate,
@@ -193,7 +205,7 @@ def max_rate(redis_url: str, symbols: int, seconds: float) -> dict[str, Any]:
     run = Run(redis_url, symbols, 0, frames=60_000)
     try:
         run.wait_synced()
-        before, after, processed = _window(run, seconds)
+        before, after, processed = window(run.http_port, seconds)
         gaps = total(after, "sequence_gaps_total")
         return {
             "symbols": symbols,

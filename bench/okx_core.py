@@ -3,9 +3,9 @@
 The frames are the OKX v5 recording (tests/fixtures/okx_v5_2022-05-13.jsonl): 290 book
 messages of three instruments (each a 400-level snapshot, then updates, every one with its
 checksum), trades, tickers and subscribe replies, looped; each loop starts again from the
-snapshots, so every checksum holds. Not wired into `python -m bench`:
-`python -m bench.okx_core` prints its figures, and the cryptofeed peer's
-(bench/okx_peer.py) on the same book frames, alternated.
+snapshots, so every checksum holds. `python -m bench` runs the books frames as its `okx`
+core case (bench/venues.py); `python -m bench.okx_core` prints these figures alone, and the
+cryptofeed peer's (bench/okx_peer.py) on the same book frames, alternated.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ passed over, as Coinbase asks clients to ignore what they do not support.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -39,8 +39,6 @@ _TAKER_SIDE: dict[Any, Side] = {"SELL": "buy", "BUY": "sell"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INF = float("inf")
 _MANY = 256  # levels in a snapshot from which they are checked in bulk
-# One canonical decimal per line (base.decimal_value's rule), the lines joined by "\n".
-_CANONICAL_LINES = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?\n)*[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(slots=True)
@@ -154,8 +152,16 @@ def _is_snapshot(event: dict[str, Any], channel: str) -> bool:
 
 
 def _book(event: dict[str, Any], recv_ts: float) -> list[BookEvent]:
-    symbol = _symbol(event["product_id"])
-    snapshot = _is_snapshot(event, "l2_data")
+    symbol = event["product_id"]
+    if type(symbol) is not str or not symbol:
+        raise MalformedMessage("bad_type", f"product_id {symbol!r}")
+    kind = event["type"]  # _is_snapshot, inline: this runs for every level2 frame
+    if kind == "update":
+        snapshot = False
+    elif kind == "snapshot":
+        snapshot = True
+    else:
+        raise MalformedMessage("bad_field", f"l2_data event type {kind!r}")
     updates = event["updates"]
     if type(updates) is not list:
         raise MalformedMessage("bad_field", f"{symbol} updates is not a list")
@@ -170,14 +176,16 @@ def _book(event: dict[str, Any], recv_ts: float) -> list[BookEvent]:
 def _levels(updates: list[Any], symbol: str) -> tuple[list[Level], list[Level]]:
     """Per level of every update: the checks are inline (decimal_value's rule), and a text
     seen before costs one dict lookup (base.KNOWN_DECIMALS)."""
-    known = KNOWN_DECIMALS
+    known = KNOWN_DECIMALS.get
     bids: list[Level] = []
     asks: list[Level] = []
     for update in updates:
         side = update["side"]
-        price_text, qty_text = update["price_level"], update["new_quantity"]
+        price_text = update["price_level"]
+        qty_text = update["new_quantity"]
         try:
-            price, qty = known.get(price_text), known.get(qty_text)
+            price = known(price_text)
+            qty = known(qty_text)
         except TypeError:  # unhashable: a list or an object where a string should be
             raise MalformedMessage("bad_type", f"{symbol} level {update!r}") from None
         if price is None:
@@ -196,32 +204,57 @@ def _levels(updates: list[Any], symbol: str) -> tuple[list[Level], list[Level]]:
 
 
 def _many_levels(updates: list[Any], symbol: str) -> tuple[list[Level], list[Level]]:
-    """A whole-book snapshot (46,000 levels on BTC-USD), checked in bulk: every text
-    against the canonical form by one regex over them all, then float() by map. About
-    half the time of the per-level loop, and its prices (nearly all distinct, far from
-    the top) stay out of KNOWN_DECIMALS, which they would flush. Anything refused is
-    found again by the per-level loop, for its error."""
+    """A whole-book snapshot (46,000 levels on BTC-USD), checked in bulk: the fields taken
+    out by itemgetter, every text's form checked over them all joined (_all_canonical),
+    then float() by map, and the sides cut apart by slicing when Coinbase sent every bid
+    before every offer (as it does), with no per-level Python step. Its prices (nearly all
+    distinct, far from the top) stay out of KNOWN_DECIMALS, which they would flush.
+    Anything refused is found again by the per-level loop, for its error."""
     try:
-        prices = [u["price_level"] for u in updates]
-        qtys = [u["new_quantity"] for u in updates]
-        sides = [u["side"] for u in updates]
-        canonical = bool(
-            _CANONICAL_LINES.fullmatch("\n".join(prices))
-            and _CANONICAL_LINES.fullmatch("\n".join(qtys))
-        )
+        prices = list(map(_PRICE, updates))
+        qtys = list(map(_QTY, updates))
+        sides = list(map(_SIDE, updates))
+        canonical = _all_canonical(prices) and _all_canonical(qtys)
         values = list(map(float, prices)) if canonical else []
         sizes = list(map(float, qtys)) if canonical else []
-    except (TypeError, ValueError):  # not text, or a text holding the separator
+    except (TypeError, ValueError):  # not text, or not one number (float refuses "1.2.3")
         canonical = False
     if not canonical or 0.0 in values or _INF in values or _INF in sizes:
         _levels(updates, symbol)  # raises, naming the level
         raise MalformedMessage("bad_number", f"{symbol} snapshot has a level out of range")
     levels = list(zip(values, sizes, prices, qtys, strict=True))
+    n_bids = sides.count("bid")
+    if sides[n_bids:].count("offer") == len(sides) - n_bids:  # bids first, then offers
+        return levels[:n_bids], levels[n_bids:]
     bids = [level for level, side in zip(levels, sides, strict=True) if side == "bid"]
     asks = [level for level, side in zip(levels, sides, strict=True) if side == "offer"]
     if len(bids) + len(asks) != len(levels):
         _levels(updates, symbol)  # raises bad_field, naming the side
     return bids, asks
+
+
+_SIDE = itemgetter("side")
+_PRICE = itemgetter("price_level")
+_QTY = itemgetter("new_quantity")
+_NO_DOTS_OR_SEPARATORS = str.maketrans("", "", ".\n")
+
+
+def _all_canonical(texts: list[str]) -> bool:
+    """Whether every text that float() also takes is `[0-9]+(\\.[0-9]+)?` (decimal_value's
+    form), by string methods over them all joined with "\\n": no text holds a "\\n", and
+    there are only ASCII digits, dots and the separators, with no dot at either end of a
+    text. float() refuses the rest ("1.2.3", "", "."): the caller maps them all. Raises
+    TypeError when one is not a str."""
+    joined = "\n".join(texts)
+    return (
+        joined.count("\n") == len(texts) - 1
+        and joined.isascii()
+        and joined.translate(_NO_DOTS_OR_SEPARATORS).isdigit()
+        and joined[0] != "."
+        and joined[-1] != "."
+        and "\n." not in joined
+        and ".\n" not in joined
+    )
 
 
 def _trades(event: dict[str, Any], recv_ts: float) -> list[Trades]:
