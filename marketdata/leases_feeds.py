@@ -9,6 +9,7 @@ publisher forgets it); its feed closes once none of its symbols is held any more
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -112,7 +113,22 @@ class LeasedFeeds:
         await asyncio.gather(*running.tasks, return_exceptions=True)
         await running.feed.close()
         self._host.remove_feed(running.feed)
+        for state in running.feed.states:
+            if (state.exchange, state.symbol) not in self._by_pair:
+                self._forget_gauges(state.exchange, state.symbol)
         log.info("feed %s closed: none of its symbols is held here any more", running.feed.key)
+
+    def _forget_gauges(self, exchange: str, symbol: str) -> None:
+        """A symbol no longer served here: its gauges go, rather than keep their last value
+        (book_synced 1 for a book nobody keeps)."""
+        metrics = self._context.metrics
+        for gauge in (metrics.book_synced, metrics.book_levels, metrics.ws_connected):
+            for family in gauge.collect():
+                for sample in family.samples:
+                    labels = sample.labels
+                    if labels.get("exchange") == exchange and labels.get("symbol") == symbol:
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(*labels.values())
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
         """A feed task that ends by itself ends the service, as a configured feed's does."""

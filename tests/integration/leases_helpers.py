@@ -71,6 +71,11 @@ class Instance:
             async with session.get(f"http://127.0.0.1:{self.port}{path}") as response:
                 return response.status, await response.json()
 
+    async def get_text(self, path: str) -> str:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{self.port}{path}") as response:
+                return await response.text()
+
     async def ready(self) -> bool:
         try:
             return (await self.get_json("/ready"))[0] == 200

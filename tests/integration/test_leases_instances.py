@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 
 from marketdata.sim.sources import GeneratedSource
 from tests.integration.leases_helpers import Instance, Monitor, now, owners, symbol_of
@@ -80,6 +81,11 @@ async def test_two_instances_split_the_symbols_and_one_takes_over_when_the_other
         }  # fmt: skip
 
         a_symbols = [s for s in SYMBOLS if held[s] == "a"]
+        metrics = await a.get_text("/metrics")
+        synced = _series(metrics, "book_synced")  # only what a serves, though it held more
+        assert synced == {s: 1.0 for s in a_symbols}, metrics
+        acquired = _series(metrics, "lease_changes_total", change="acquired")
+        assert set(a_symbols) <= set(acquired)
         a.signal(signal.SIGKILL)
         killed_at = time.monotonic()
 
@@ -161,6 +167,16 @@ async def test_a_paused_owner_publishes_nothing_for_the_symbols_it_lost(
     # would have refused them; the test above shows none ran).
     assert [c for c in monitor.calls if c.at >= boundary and c.under in old] == []
     assert "Traceback" not in a.log + b.log
+
+
+def _series(text: str, name: str, **labels: str) -> dict[str, float]:
+    """symbol -> value of the samples of `name` with these labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                found[sample.labels["symbol"]] = sample.value
+    return found
 
 
 async def _three_each(client: aioredis.Redis) -> bool:
