@@ -56,6 +56,7 @@ class Service:
                 self.leases = Leases.connect(
                     config.redis_url, config.leases, pairs(config), self.metrics
                 )
+                # A Redis Cluster URL needs server_side=False: see leases_fence.
                 counter = self.metrics.lease_fenced_commands
                 connection = FencedSender(connection, self.leases.fence, counter)
         except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
