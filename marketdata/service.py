@@ -4,6 +4,7 @@ stopped, then shut down in order: stop reading, flush, close sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ class StartupError(Exception):
 
 class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        if config.leases.enabled and not config.rest_budget.shared:
+            # Each lease round's batch of feeds has a REST gate of its own: one budget in
+            # Redis keeps them (and the instances behind this IP) within the venue's limit.
+            budget = dataclasses.replace(config.rest_budget, shared=True)
+            config = dataclasses.replace(config, rest_budget=budget)
         self.config = config
         self.metrics = metrics or Metrics()
         self.leases: Leases | None = None  # leases.enabled: the symbols held come and go
@@ -182,8 +188,9 @@ class Service:
         leased = self._leased = LeasedFeeds(
             self, VENUES, self.config.exchanges, self._context(session)
         )
-        log.info("leases on: instance %s, ttl %gs", self.leases.instance_id,
-                 self.config.leases.ttl_s)  # fmt: skip
+        log.info("leases on: instance %s, ttl %gs; REST budget shared in Redis under ip_label "
+                 "%s", self.leases.instance_id, self.config.leases.ttl_s,
+                 self.config.rest_budget.ip_label)  # fmt: skip
         return [
             asyncio.create_task(self.leases.run(leased), name="leases"),
             asyncio.create_task(leased.ended(), name="leased-feeds"),
