@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from marketdata.config import LeasesConfig
@@ -98,8 +100,9 @@ class Leases:
         """Nothing is sent until the first round; a URL redis-py refuses raises ValueError."""
         timeout = max(0.2, config.ttl_s / RENEWALS_PER_TTL)
         client = aioredis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),  # a stale connection once; never a backoff's wait
+        )  # fmt: skip
         store = LeaseStore(
             client, config.instance_id or default_instance_id(), round(config.ttl_s * 1000)
         )

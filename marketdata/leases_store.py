@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from marketdata.leases_fence import Pair
 from marketdata.leases_scripts import (
@@ -71,7 +72,13 @@ class LeaseStore:
         )
         return {pair: int(r) == 1 for pair, r in zip(pairs, replies, strict=True)}
 
-    async def _each(self, script: Any, pairs: Sequence[Pair], keys: Any, args: Any) -> list[Any]:
+    async def _each(
+        self,
+        script: AsyncScript,
+        pairs: Sequence[Pair],
+        keys: Callable[[Pair], list[str]],
+        args: Callable[[Pair], list[str | int]],
+    ) -> list[Any]:
         if not pairs:
             return []
         pipe = self._client.pipeline(transaction=False)
