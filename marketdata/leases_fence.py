@@ -36,6 +36,11 @@ from marketdata.redis_batch import Command, CommandSender, ReplyError
 Pair = tuple[str, str]  # (exchange, symbol)
 
 
+class Unleased(tuple[str | bytes | int, ...]):
+    """A command sent as it is, whatever the leases: a spool entry spilled by an earlier run
+    (history, which the persist process deduplicates, not live data)."""
+
+
 @dataclass
 class Grant:
     """A lease this instance holds."""
@@ -85,6 +90,8 @@ class Fence:
     def pair_of(self, command: Command) -> Pair | None:
         """The leased symbol a command writes for: PUBLISH/SET by channel or key name,
         XADD by its entry's exchange and symbol fields; None for anything else."""
+        if type(command) is Unleased:
+            return None
         name = command[0]
         if name == "PUBLISH" or name == "SET":
             return self._channels.get(str(command[1]))
@@ -139,7 +146,7 @@ class FencedSender:
         if not out:  # nothing left to send: still ask Redis, so readiness stays true
             await self._inner.send([("PING",)])
             return replies
-        sent = await self._send(out)
+        sent = await self._send(out, fenced=bool(pairs))
         refused: dict[Pair, int] = {}
         for i, reply in zip(where, sent, strict=True):
             replies[i] = reply
@@ -157,11 +164,11 @@ class FencedSender:
             key = self._keys[pair] = lease_key(*pair)
         return ("EVALSHA", self._sha, 1, key, grant.value, *command)
 
-    async def _send(self, commands: list[Command]) -> list[Any]:
+    async def _send(self, commands: list[Command], fenced: bool) -> list[Any]:
         """Send, the script loaded first when it may not be. Commands refused NOSCRIPT
         (Redis restarted or flushed its scripts meanwhile) go again as EVAL, in their
         order (every EVALSHA of the batch was refused), after the batch's XLENs."""
-        if self._loaded or not self._server_side:
+        if self._loaded or not self._server_side or not fenced:
             replies = await self._inner.send(commands)
         else:
             replies = (await self._inner.send([("SCRIPT", "LOAD", FENCE), *commands]))[1:]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from marketdata import spill
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
 from tests.integration.conftest import service_config
@@ -74,3 +76,29 @@ async def test_a_leased_instance_tells_the_truth_when_redis_goes_away(
         service.stop()
         await task
         redis.stop()
+
+
+async def test_spool_entries_spilled_by_an_earlier_run_are_appended_under_leases(
+    redis_server: Any, redis_client: Any, start_sim: Any, tmp_path: Path
+) -> None:
+    sim = await start_sim(GeneratedSource(rate=5, seed=2, symbols=SYMBOLS))
+    path = tmp_path / "spill.jsonl"
+    fields = ("exchange", "binance_futures", "symbol", "BTCUSDT", "trade_id", "77")
+    spill.write(path, [("XADD", "spool:trades", "*", *fields)])
+    await redis_client.set("lease:{binance_futures:BTCUSDT}", "other:1", px=60_000)
+    config = service_config(
+        redis_server.url, sim, SYMBOLS, spool={"spill_path": str(path)},
+        leases={"enabled": True, "ttl_s": 1.0, "instance_id": "solo"},
+    )  # fmt: skip
+    service = Service(config)
+    task = asyncio.create_task(service.run())
+
+    async def appended() -> bool:
+        entries = await redis_client.xrange("spool:trades", "-", "+")
+        return any(e[1].get(b"trade_id") == b"77" for e in entries) and not path.exists()
+
+    try:
+        assert await wait_until(appended, 10)
+    finally:
+        service.stop()
+        await task

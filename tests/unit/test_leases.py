@@ -15,7 +15,7 @@ from marketdata.cli import EXIT_CONFIG, main
 from marketdata.config import ConfigError, parse_config
 from marketdata.events import Trade
 from marketdata.leases import Leases
-from marketdata.leases_fence import Fence, FencedSender, Pair
+from marketdata.leases_fence import Fence, FencedSender, Pair, Unleased
 from marketdata.leases_scripts import FENCED
 from marketdata.metrics import Metrics
 from marketdata.redis_batch import Command
@@ -117,6 +117,14 @@ async def test_commands_go_under_the_lease_until_its_local_deadline() -> None:
     counted = metrics.registry.get_sample_value
     assert counted("lease_fenced_commands_total", {**local, "symbol": "BTCUSDT"}) == 2
     assert counted("lease_fenced_commands_total", {**local, "symbol": "ETHUSDT"}) == 1
+
+
+async def test_spilled_entries_go_whoever_holds_their_symbol() -> None:
+    inner, fence = Recorder(), Fence([BTC], Clock())
+    sender = FencedSender(inner, fence, Metrics().lease_fenced_commands)
+    entry = ("XADD", "spool:trades", "*", "exchange", "binance_futures", "symbol", "BTCUSDT")
+    assert await sender.send([Unleased(entry), entry]) == [b"OK", FENCED]
+    assert inner.sent == [[entry]]
 
 
 async def test_without_the_server_side_check_commands_go_as_they_are() -> None:
