@@ -176,6 +176,11 @@ def _scale_options(run: argparse.ArgumentParser) -> None:
         help="serve only shard K of N of the configured (venue, symbol) pairs, for "
         "placement by an orchestrator (default: every pair)",
     )  # fmt: skip
+    run.add_argument(
+        "--leases", action="store_true",
+        help="share the configured symbols with the other instances on this Redis through "
+        "leases (as leases.enabled: true)",
+    )  # fmt: skip
     # Set by the --workers supervisor for each worker; not for people.
     run.add_argument("--health-host", help=argparse.SUPPRESS)
     run.add_argument("--health-port", type=int, help=argparse.SUPPRESS)
@@ -231,6 +236,16 @@ class _Runnable(Protocol):
 def _run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
+        return EXIT_CONFIG
+    if args.leases and not loaded.leases.enabled:
+        loaded = dataclasses.replace(
+            loaded, leases=dataclasses.replace(loaded.leases, enabled=True)
+        )
+    if loaded.leases.enabled and (args.shard is not None or args.workers > 1):
+        option = "--shard" if args.shard is not None else "--workers"
+        print(f"marketdata run: {option} cannot be combined with leases (leases.enabled, "
+              "--leases): leases place the symbols themselves; use one or the other",
+              file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
     if args.workers > 1:
         if args.shard is not None:

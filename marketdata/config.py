@@ -96,6 +96,15 @@ class RestBudgetConfig:
 
 
 @dataclass(frozen=True)
+class LeasesConfig:
+    # On: instances on several hosts share the configured symbols through Redis leases,
+    # each (venue, symbol) published by one live instance (README: Several hosts).
+    enabled: bool = False
+    ttl_s: float = 5.0  # a dead owner's symbols are taken over within this (+ resync)
+    instance_id: str = ""  # names this instance in lease values; "": hostname-pid-random
+
+
+@dataclass(frozen=True)
 class Config:
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     health_host: str = "127.0.0.1"
@@ -110,6 +119,7 @@ class Config:
     spool: SpoolConfig = SpoolConfig()
     persist: PersistConfig = PersistConfig()
     rest_budget: RestBudgetConfig = RestBudgetConfig()
+    leases: LeasesConfig = LeasesConfig()
     exchanges: Mapping[str, ExchangeConfig] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -131,6 +141,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     f"{ENV_PREFIX}TIMESCALE_DSN": ("persist", "timescale", "dsn"),
     f"{ENV_PREFIX}MONGO_URL": ("persist", "mongo", "url"),
     f"{ENV_PREFIX}REST_IP_LABEL": ("rest_budget", "ip_label"),  # set per host or pod
+    f"{ENV_PREFIX}LEASES_ENABLED": ("leases", "enabled"),
+    f"{ENV_PREFIX}LEASES_INSTANCE_ID": ("leases", "instance_id"),  # set per host or pod
     **{
         f"{ENV_PREFIX}{name.upper()}_{key.upper()}": ("exchanges", name, key)
         for name in EXCHANGE_CONFIGS
@@ -280,6 +292,7 @@ def _check_semantics(config: Config, problems: list[str]) -> None:
         )
     _check_spool_and_persist(config, problems)
     _check_rest_budget(config.rest_budget, problems)
+    _check_leases(config.leases, problems)
     if not config.exchanges:
         problems.append("exchanges: configure at least one exchange with symbols")
     for name, exchange in config.exchanges.items():
@@ -308,6 +321,15 @@ def _check_rest_budget(budget: RestBudgetConfig, problems: list[str]) -> None:
     if not IP_LABEL.fullmatch(label):
         problems.append(
             f"rest_budget.ip_label: {short(label)} must be 1 to 64 letters, digits or . _ : -"
+        )
+
+
+def _check_leases(leases: LeasesConfig, problems: list[str]) -> None:
+    check_range(leases.ttl_s, "leases.ttl_s", 0.5, 600, problems)
+    if leases.instance_id and not IP_LABEL.fullmatch(leases.instance_id):
+        problems.append(
+            f"leases.instance_id: {short(leases.instance_id)} must be 1 to 64 letters, digits "
+            "or . _ : - (or empty: hostname-pid-random)"
         )
 
 

@@ -4,7 +4,9 @@ GET /health         alive: version and uptime
 GET /ready          200 only when the publisher's own connection reaches Redis and Redis
                     accepts every command (see Publisher.redis_problems), and every
                     symbol's book is synced and has had a message within stale_after_s;
-                    else 503 listing the reasons
+                    else 503 listing the reasons. With leases: the symbols this instance
+                    holds (none is fine), and the lease rounds succeed ("leases" lists
+                    instance_id, owned, instances, fair_share)
 GET /metrics        Prometheus text
 GET /books/{symbol} current top-N book as JSON (also /books/{exchange}/{symbol})
 
@@ -104,11 +106,14 @@ async def ready(request: web.Request) -> web.Response:
     redis_problems = service.publisher.redis_problems()
     if redis_problems:
         problems["redis"] = redis_problems
-    stale_after = service.config.stale_after_s
-    now = time.monotonic()
-    for feed in service.feeds:
-        problems.update(feed.readiness(now, stale_after))
-    body = {"ready": not problems, "problems": problems, "symbols": service.symbol_count}
+    problems.update(service.feed_problems(time.monotonic()))
+    body: dict[str, Any] = {
+        "ready": not problems,
+        "problems": problems,
+        "symbols": service.symbol_count,
+    }
+    if service.leases is not None:
+        body["leases"] = service.leases.describe()
     return _json(body, 200 if not problems else 503)
 
 

@@ -153,6 +153,22 @@ class Metrics:
             (*SYMBOL, "channel", "reason"), registry=r,
         )  # fmt: skip
 
+        # leases (README: Several hosts: leased instances)
+        self.lease_changes = Counter(
+            "lease_changes", "Lease ownership changes of this instance: acquired, lost, released",
+            (*SYMBOL, "change"), registry=r,
+        )  # fmt: skip
+        self.leases_owned = Gauge("leases_owned", "Leases this instance holds", registry=r)
+        self.lease_instances = Gauge(
+            "lease_instances", "Live instances sharing the leases, at the last round", registry=r
+        )
+        self.lease_fenced_commands = Counter(
+            "lease_fenced_commands",
+            "Commands of a symbol not published for want of its lease: dropped here (local) "
+            "or refused by Redis's token check (redis)",
+            (*SYMBOL, "where"), registry=r,
+        )  # fmt: skip
+
 
 class PersistMetrics:
     """Instruments of `marketdata persist` (its own process, its own registry)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -120,13 +121,28 @@ class Publisher:
         self._wake = asyncio.Event()
         self._timer_at = float("-inf")  # monotonic time the sleeping loop wakes (-inf: awake)
         self._stopping = False
+        self._gone: weakref.WeakSet[AnyState] = weakref.WeakSet()  # see unregister()
+        self._any_gone = False  # a plain flag: the hot path pays one attribute read
         self.trades_published = 0
 
     def register(self, state: AnyState) -> None:
         """A symbol whose book is sampled into spool:books."""
         self._states.append(state)
 
+    def unregister(self, state: AnyState) -> None:
+        """A symbol no longer published here (its lease went to another instance): nothing
+        pending for it is sent, and its feed's later changes and trades are ignored."""
+        self._gone.add(state)
+        self._any_gone = True
+        if state in self._states:
+            self._states.remove(state)
+        self._dirty.pop(state, None)
+        self._last_publish.pop(state, None)
+        self._trades = deque(t for t in self._trades if t[0] is not state)
+
     def book_changed(self, state: AnyState) -> None:
+        if self._any_gone and state in self._gone:
+            return
         if state not in self._dirty:
             self._dirty[state] = None
             # Wake the sleeping loop when this symbol is due before its timer: at once when
@@ -137,6 +153,8 @@ class Publisher:
                 self._wake.set()
 
     def trade(self, state: AnyState, trade: Trade) -> None:
+        if self._any_gone and state in self._gone:
+            return
         trades = self._trades
         if len(trades) >= self._max_pending_trades:
             trades.popleft()

@@ -4,6 +4,7 @@ stopped, then shut down in order: stop reading, flush, close sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ from marketdata import __version__, spill
 from marketdata.config import Config, ConfigError
 from marketdata.exchange_config import mask_url
 from marketdata.http import create_app
+from marketdata.leases import Leases
+from marketdata.leases_feeds import LeasedFeeds
+from marketdata.leases_fence import FencedSender, Unleased
 from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
-from marketdata.redis_batch import RespConnection
+from marketdata.redis_batch import CommandSender, RespConnection
 from marketdata.rest_budget import RestBudgets
+from marketdata.shard import pairs
 from marketdata.spool import SpoolCapacity
 from marketdata.spool_checks import check_spool
 from marketdata.state import AnyState
@@ -37,16 +42,29 @@ class StartupError(Exception):
 
 class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        if config.leases.enabled and not config.rest_budget.shared:
+            # Each lease round's batch of feeds has a REST gate of its own: one budget in
+            # Redis keeps them (and the instances behind this IP) within the venue's limit.
+            budget = dataclasses.replace(config.rest_budget, shared=True)
+            config = dataclasses.replace(config, rest_budget=budget)
         self.config = config
         self.metrics = metrics or Metrics()
+        self.leases: Leases | None = None  # leases.enabled: the symbols held come and go
         try:
-            connection = RespConnection(config.redis_url)
+            connection: CommandSender = RespConnection(config.redis_url)
             # Connects on first use: the venues' first REST request.
             self.rest_budgets = (
                 RestBudgets.connect(config.redis_url, config.rest_budget.ip_label)
                 if config.rest_budget.shared
                 else None
             )
+            if config.leases.enabled:
+                self.leases = Leases.connect(
+                    config.redis_url, config.leases, pairs(config), self.metrics
+                )
+                # A Redis Cluster URL needs server_side=False: see leases_fence.
+                counter = self.metrics.lease_fenced_commands
+                connection = FencedSender(connection, self.leases.fence, counter)
         except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
             raise StartupError(str(e)) from e
         self.publisher = Publisher(
@@ -67,6 +85,7 @@ class Service:
         self._session: aiohttp.ClientSession | None = None
         self._http: web.AppRunner | None = None
         self._publisher_task: asyncio.Task[None] | None = None
+        self._leased: LeasedFeeds | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -82,6 +101,32 @@ class Service:
     @property
     def symbol_count(self) -> int:
         return len(self._by_key)
+
+    def add_feed(self, feed: Feed) -> None:
+        self.feeds.append(feed)
+        for state in feed.states:
+            self._by_key[(state.exchange, state.symbol)] = (feed, state)
+            self.publisher.register(state)
+
+    def remove_state(self, state: AnyState) -> None:
+        self._by_key.pop((state.exchange, state.symbol), None)
+        self.publisher.unregister(state)
+
+    def remove_feed(self, feed: Feed) -> None:
+        self.feeds.remove(feed)
+
+    def feed_problems(self, now: float) -> dict[str, list[str]]:
+        """`exchange:symbol` -> why it is not ready, for each symbol served here."""
+        problems: dict[str, list[str]] = {}
+        for feed in self.feeds:
+            problems.update(feed.readiness(now, self.config.stale_after_s))
+        if self.leases is None:
+            return problems
+        # A feed keeps running for the symbols it still holds: only those count.
+        served = {f"{e}:{s}" for e, s in self._by_key}
+        found = {k: v for k, v in problems.items() if k in served}
+        lease_problems = self.leases.problems()
+        return {"leases": lease_problems, **found} if lease_problems else found
 
     def update_gauges(self) -> None:
         for feed in self.feeds:
@@ -105,10 +150,12 @@ class Service:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self._restore_spill()
-            self.feeds = self._build_feeds(self._session)
+            self.feeds = self._build_feeds(self._session) if self.leases is None else []
             await self._start_http()
             self._publisher_task = asyncio.create_task(self.publisher.run(), name="publisher")
             tasks.append(self._publisher_task)
+            if self.leases is not None:
+                tasks += self._run_leases(self._session)
             for feed in self.feeds:
                 tasks += [asyncio.create_task(c, name=feed.key) for c in feed.tasks()]
             stopper = asyncio.create_task(self._stop.wait(), name="stop")
@@ -128,12 +175,30 @@ class Service:
         if problems:
             raise ConfigError(problems)
 
-    def _build_feeds(self, session: aiohttp.ClientSession) -> list[Feed]:
+    def _context(self, session: aiohttp.ClientSession) -> FeedContext:
         config = self.config
-        context = FeedContext(
+        return FeedContext(
             self.publisher, session, config.reconnect, self.metrics, config.stale_after_s,
             self.rest_budgets,
         )  # fmt: skip
+
+    def _run_leases(self, session: aiohttp.ClientSession) -> list[asyncio.Task[Any]]:
+        """The lease rounds, and a task that ends when a leased feed's task does."""
+        assert self.leases is not None
+        leased = self._leased = LeasedFeeds(
+            self, VENUES, self.config.exchanges, self._context(session)
+        )
+        log.info("leases on: instance %s, ttl %gs; REST budget shared in Redis under ip_label "
+                 "%s", self.leases.instance_id, self.config.leases.ttl_s,
+                 self.config.rest_budget.ip_label)  # fmt: skip
+        return [
+            asyncio.create_task(self.leases.run(leased), name="leases"),
+            asyncio.create_task(leased.ended(), name="leased-feeds"),
+        ]
+
+    def _build_feeds(self, session: aiohttp.ClientSession) -> list[Feed]:
+        config = self.config
+        context = self._context(session)
         feeds: list[Feed] = []
         for name, exchange in config.exchanges.items():
             for feed in VENUES[name].build(exchange, context):
@@ -163,6 +228,8 @@ class Service:
         readers = [t for t in tasks if t is not self._publisher_task]
         for task in readers:
             task.cancel()
+        if self._leased is not None:
+            await self._leased.aclose()
         for feed in self.feeds:
             await feed.close()
         await asyncio.gather(*readers, return_exceptions=True)
@@ -172,6 +239,8 @@ class Service:
         else:
             log.error("shutdown: %d trades could not be published", self.publisher.pending_trades)
             self._spill()
+        if self.leases is not None:  # after the last flush: free them for the others
+            await self.leases.release_all()
         if self._http is not None:
             await self._http.cleanup()
         if self._session is not None:
@@ -183,6 +252,8 @@ class Service:
     async def _close_rest_budgets(self) -> None:
         if self.rest_budgets is not None:
             await self.rest_budgets.aclose()
+        if self.leases is not None:
+            await self.leases.aclose()
 
     def _spill(self) -> None:
         """Keep on disk what the spool has not received, for the next start to append."""
@@ -216,6 +287,8 @@ class Service:
             log.info("%d spilled spool entries appended; removed %s", len(entries), path)
 
         log.info("appending %d spool entries from %s", len(entries), path)
+        if self.leases is not None:  # history of an earlier run, whoever holds the symbols now
+            entries = [Unleased(entry) for entry in entries]
         self.publisher.restore(entries, restored)
 
     async def _drain_publisher(self) -> bool:

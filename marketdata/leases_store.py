@@ -1,0 +1,90 @@
+"""The lease scripts, called for many symbols at once (one pipeline per kind of call)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from marketdata.leases_fence import Pair
+from marketdata.leases_scripts import (
+    ACQUIRE,
+    HEARTBEAT,
+    INSTANCES_KEY,
+    RELEASE,
+    RENEW,
+    lease_key,
+    token_key,
+)
+
+
+class LeaseStore:
+    """One instance's view of the leases in Redis; every call may raise RedisError."""
+
+    def __init__(self, client: aioredis.Redis, instance_id: str, ttl_ms: int) -> None:
+        self.instance_id = instance_id
+        self.ttl_ms = ttl_ms
+        self._client = client
+        self._acquire = client.register_script(ACQUIRE)
+        self._renew = client.register_script(RENEW)
+        self._release = client.register_script(RELEASE)
+        self._heartbeat = client.register_script(HEARTBEAT)
+
+    async def heartbeat(self) -> int:
+        """Say this instance is alive for one TTL; the number of live instances."""
+        return int(await self._heartbeat([INSTANCES_KEY], [self.instance_id, self.ttl_ms]))
+
+    async def leave(self) -> None:
+        await self._client.zrem(INSTANCES_KEY, self.instance_id)
+
+    async def pttls(self, pairs: Sequence[Pair]) -> list[int]:
+        """Each lease's remaining ms; -2 when nobody holds it."""
+        if not pairs:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for pair in pairs:
+            pipe.pttl(lease_key(*pair))
+        return [int(t) for t in await pipe.execute()]
+
+    async def acquire(self, pairs: Sequence[Pair]) -> dict[Pair, int]:
+        """Try each free lease: pair -> its new fencing token, for those taken."""
+        replies = await self._each(
+            self._acquire, pairs, lambda p: [lease_key(*p), token_key(*p)],
+            lambda p: [self.instance_id, self.ttl_ms],
+        )  # fmt: skip
+        return {pair: int(r) for pair, r in zip(pairs, replies, strict=True) if int(r) > 0}
+
+    async def renew(self, held: dict[Pair, str]) -> dict[Pair, bool]:
+        """pair -> whether its lease was still ours (and now lasts one TTL more)."""
+        pairs = list(held)
+        replies = await self._each(
+            self._renew, pairs, lambda p: [lease_key(*p)], lambda p: [held[p], self.ttl_ms]
+        )
+        return {pair: int(r) == 1 for pair, r in zip(pairs, replies, strict=True)}
+
+    async def release(self, held: dict[Pair, str]) -> dict[Pair, bool]:
+        """pair -> whether the lease was ours until now (and is free now)."""
+        pairs = list(held)
+        replies = await self._each(
+            self._release, pairs, lambda p: [lease_key(*p)], lambda p: [held[p]]
+        )
+        return {pair: int(r) == 1 for pair, r in zip(pairs, replies, strict=True)}
+
+    async def _each(
+        self,
+        script: AsyncScript,
+        pairs: Sequence[Pair],
+        keys: Callable[[Pair], list[str]],
+        args: Callable[[Pair], list[str | int]],
+    ) -> list[Any]:
+        if not pairs:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for pair in pairs:
+            await script(keys(pair), args(pair), client=pipe)
+        return list(await pipe.execute())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
