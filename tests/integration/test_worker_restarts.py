@@ -15,10 +15,14 @@ def _python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-async def _run_until(worker: WorkerProcess, restarts: int) -> None:
+async def _run_until(worker: WorkerProcess, restarts: int) -> str | None:
+    """Run until `restarts` restarts; the last exit seen then (a process started after it
+    is stopped by SIGTERM)."""
     task = asyncio.create_task(worker.run())
+    seen: list[str | None] = []
 
     async def restarted() -> bool:
+        seen.append(worker.last_exit)
         return worker.restarts >= restarts
 
     try:
@@ -26,14 +30,15 @@ async def _run_until(worker: WorkerProcess, restarts: int) -> None:
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)
+    return seen[-1]
 
 
 async def test_restart_delays_double_up_to_the_cap():
     backoff = Backoff(0.01, 0.04, rand=lambda: 1.0)  # no jitter: the ceilings themselves
     worker = WorkerProcess(0, 1, lambda port: _python("raise SystemExit(1)"), backoff=backoff)
-    await _run_until(worker, 5)
+    last_exit = await _run_until(worker, 5)
     assert list(worker.delays)[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
-    assert worker.last_exit == "exit code 1"
+    assert last_exit == "exit code 1"
     assert worker.state is WorkerState.STOPPED
 
 

@@ -240,7 +240,9 @@ async def test_a_killed_worker_comes_back_and_the_other_never_pauses(
         # The kill did stop the victim's symbols for a while (this test can tell a pause).
         for symbol in mine:
             times = arrivals.times[symbol]
-            gaps = [b - a for a, b in zip(times, times[1:], strict=False) if a >= killed_at - 1]
+            # Every interval that ends after the kill, so the one spanning it counts even
+            # when a loaded machine held the last arrival before it for over a second.
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > killed_at]
             assert max(gaps) > 0.3, symbol
         assert re.search(
             r"worker-0 \(pid \d+, shard 0/2\) died after .*: killed by SIGKILL", run.log
