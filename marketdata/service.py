@@ -18,9 +18,10 @@ from marketdata.http import create_app
 from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
-from marketdata.redis_batch import RespConnection
+from marketdata.redis_batch import CommandSender, RespConnection
+from marketdata.redis_cluster import ClusterSender
 from marketdata.rest_budget import RestBudgets
-from marketdata.spool import SpoolCapacity
+from marketdata.spool import SpoolCapacity, spool_partitions
 from marketdata.spool_checks import check_spool
 from marketdata.state import AnyState
 from marketdata.venue import Feed, FeedContext
@@ -39,11 +40,18 @@ class Service:
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
+        self.spool_streams = spool_partitions(config.redis_cluster, config.spool.partitions)
         try:
-            connection = RespConnection(config.redis_url)
+            connection: CommandSender = (
+                ClusterSender(config.redis_url)
+                if config.redis_cluster
+                else RespConnection(config.redis_url)
+            )
             # Connects on first use: the venues' first REST request.
             self.rest_budgets = (
-                RestBudgets.connect(config.redis_url, config.rest_budget.ip_label)
+                RestBudgets.connect(
+                    config.redis_url, config.rest_budget.ip_label, config.redis_cluster
+                )
                 if config.rest_budget.shared
                 else None
             )
@@ -59,6 +67,8 @@ class Service:
             if config.spool.enabled
             else None,
             snapshot_interval_s=config.spool.snapshot_interval_ms / 1000,
+            spool_partitions=self.spool_streams,
+            sharded_pubsub=config.sharded_pubsub,
         )
         self.feeds: list[Feed] = []
         self._by_key: dict[tuple[str, str], tuple[Feed, AnyState]] = {}
@@ -91,7 +101,9 @@ class Service:
         """Run until stop() is called or a task fails; then shut down cleanly."""
         log.info("marketdata %s starting; redis %s", __version__, mask_url(self.config.redis_url))
         if self.config.spool.enabled:
-            await check_spool(self.config.redis_url, self.config.spool.max_entries, log)
+            config = self.config
+            await check_spool(config.redis_url, config.spool.max_entries, log,
+                              config.redis_cluster, self.spool_streams[0])  # fmt: skip
         # Every WebSocket holds a pooled connection: the default limit of 100 would leave
         # snapshot requests waiting (and timing out) once there are 50+ symbols.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

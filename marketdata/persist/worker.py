@@ -1,4 +1,5 @@
-"""One sink's consumer: its own group on both spool streams, batches, XACK after commit.
+"""One sink's consumer: its own group on both spool streams (on each partition's pair, on
+a Redis Cluster), batches, XACK after commit.
 
 OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowledged);
 -> DEGRADED once they succeed again while the group is still far behind; -> OK.
@@ -21,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
@@ -33,7 +33,8 @@ from marketdata.outage import Outage
 from marketdata.persist.replies import claimed_entries, read_entries
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
-from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
+from marketdata.redis_cluster_client import AnyRedis
+from marketdata.spool import BOOKS_STREAM, PLAIN, SpoolStreams
 from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,19 @@ class SinkState(enum.IntEnum):
 class SinkWorker:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         sink: Sink,
         consumer: str,
         batch: BatchConfig,
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
+        partitions: list[SpoolStreams] | None = None,  # None: spool:trades, spool:books
     ) -> None:
         self.redis = redis
+        self.partitions = partitions or [PLAIN]
+        self.streams = [stream for p in self.partitions for stream in p.both]
+        self._trade_streams = frozenset(p.trades for p in self.partitions)
         self.sink = sink
         self.group = sink.name
         self.consumer = consumer
@@ -160,7 +165,7 @@ class SinkWorker:
             self._set_state(self._writing_state())
 
     async def _ensure_groups(self) -> None:
-        for stream in STREAMS:
+        for stream in self.streams:
             try:
                 await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
                 log.info("created consumer group %s on %s", self.group, stream)
@@ -171,7 +176,7 @@ class SinkWorker:
     async def _recover(self) -> Batch:
         """Entries this consumer had before a restart, then any left idle by others."""
         batch: Batch = {}
-        for stream in STREAMS:
+        for stream in self.streams:
             entries: list[Entry] = []
             start: bytes | str = "0"
             while True:
@@ -206,11 +211,18 @@ class SinkWorker:
         batch, so batches are small (low latency) under light load and grow to max_rows
         when the consumer is behind."""
         if not self._carry:
-            reply = await self.redis.xreadgroup(
-                self.group, self.consumer, dict.fromkeys(STREAMS, ">"),
-                count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
-            )  # fmt: skip
-            self._carry = [(s.decode(), e) for s, es in read_entries(reply) for e in es]
+            # One XREADGROUP per partition (a pair of streams in one slot); on a cluster
+            # with several, they wait together, so an idle one holds the batch for max_ms.
+            replies = await asyncio.gather(*(
+                self.redis.xreadgroup(
+                    self.group, self.consumer, dict.fromkeys(p.both, ">"),
+                    count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
+                )
+                for p in self.partitions
+            ))  # fmt: skip
+            self._carry = [
+                (s.decode(), e) for reply in replies for s, es in read_entries(reply) for e in es
+            ]
         taken, self._carry = self._carry[: self.batch.max_rows], self._carry[self.batch.max_rows :]
         batch: Batch = {}
         for stream, entry in taken:  # COUNT is per stream: the rest waits for the next batch
@@ -219,7 +231,7 @@ class SinkWorker:
 
     async def _commit(self, batch: Batch) -> None:
         started = self._clock()
-        trades, books, dead = _decode(batch)
+        trades, books, dead = _decode(batch, self._trade_streams)
         for stream, entry, why in dead:
             await self._bury(stream, entry[0], why, entry[1])
             self.metrics.entries_dead.labels(stream).inc()
@@ -309,12 +321,14 @@ class SinkWorker:
         self.metrics.sink_state.labels(self.group).set(int(state))
 
 
-def _decode(batch: Batch) -> tuple[list[TradeRow], list[BookRow], list[tuple[str, Entry, str]]]:
+def _decode(
+    batch: Batch, trade_streams: frozenset[str]
+) -> tuple[list[TradeRow], list[BookRow], list[tuple[str, Entry, str]]]:
     trades: list[TradeRow] = []
     books: list[BookRow] = []
     dead: list[tuple[str, Entry, str]] = []
     for stream, entries in batch.items():
-        if stream == TRADES_STREAM:
+        if stream in trade_streams:
             _decode_into(trades, trade_row, stream, entries, dead)
         else:
             _decode_into(books, book_row, stream, entries, dead)
