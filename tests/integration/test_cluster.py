@@ -22,6 +22,7 @@ from redis.exceptions import AskError
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from marketdata.redis_cluster import ClusterError, ClusterSender
+from marketdata.rest_budget import RestBudgets
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
 from tests.integration.conftest import service_config
@@ -200,6 +201,20 @@ async def test_moved_and_ask_are_followed(cluster, cluster_client):
             await target.aclose()
     finally:
         await sender.close()
+
+
+async def test_the_shared_rest_budget_script_runs_on_the_cluster(cluster, cluster_client):
+    budgets = RestBudgets.connect(cluster.url, "host-a", cluster=True)
+    try:
+        budget = budgets.for_venue("binance_futures")
+        assert await budget.take(2000, 2400) == 0.0
+        waited = await budget.take(500, 2400)  # past the budget: wait for the next minute
+        assert waited is not None
+        assert 0 < waited <= 60
+        assert not budget.outage.active
+        assert await cluster_client.hget(budget.key, "used") == b"2000"
+    finally:
+        await budgets.aclose()
 
 
 async def test_a_single_redis_is_not_taken_for_a_cluster(redis_server, redis_client):
