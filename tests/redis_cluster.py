@@ -44,14 +44,17 @@ def cluster_ports(count: int) -> list[int]:
 
 
 class RedisClusterServer:
-    def __init__(self, directory: str | None = None, masters: int = MASTERS) -> None:
+    def __init__(
+        self, directory: str | None = None, masters: int = MASTERS, replicas: int = 1
+    ) -> None:
         binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if binary is None or cli is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary, self.cli = binary, cli
         self.dir = Path(directory or tempfile.mkdtemp(prefix="marketdata-cluster-"))
         self.masters = masters
-        self.ports = cluster_ports(masters * 2)
+        self.replicas = replicas
+        self.ports = cluster_ports(masters * (1 + replicas))
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
@@ -64,7 +67,7 @@ class RedisClusterServer:
         subprocess.run(
             [self.cli, "--cluster", "create",
              *(f"127.0.0.1:{port}" for port in self.ports),
-             "--cluster-replicas", "1", "--cluster-yes"],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL, timeout=START_TIMEOUT_S,
         )  # fmt: skip
         self.wait_ok()
