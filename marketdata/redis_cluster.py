@@ -105,6 +105,7 @@ class ClusterSender:
         self._timeout = timeout_s
         self._slots: list[Address] = []  # slot -> its master; empty until the first refresh
         self._masters: list[Address] = []
+        self._replicas: list[Address] = []
         # Masters whose last part failed: every batch waits for them (fails, after
         # RETRY_WITHIN_S) until they answer or a failover replaces them in the map, so that
         # no batch reports success while some symbols cannot be published.
@@ -126,12 +127,13 @@ class ClusterSender:
         give_up = started + min(self._timeout, RETRY_WITHIN_S)
         replies: list[Any] = [None] * len(commands)
         again = Round(list(range(len(commands))))
+        slots = [command_slot(command) for command in commands]  # None: every master
         pauses = iter(RETRY_PAUSES_S)
         while True:
             if not self._slots:
                 await self._refresh(deadline)
             version = self._map_version
-            parts = self._split(commands, again.todo, again.asking)
+            parts = self._split(slots, again.todo, again.asking)
             for node in self._down:  # a master lost: this batch waits for it too
                 parts.setdefault(node, [])  # (an empty part is a PING)
             results = await asyncio.gather(
@@ -139,7 +141,7 @@ class ClusterSender:
                   for node, part in parts.items()),
                 return_exceptions=True,
             )  # fmt: skip
-            again = self._collect(commands, parts, results, replies)
+            again = self._collect(slots, parts, results, replies)
             if not again.todo and not self._down:
                 return replies
             if again.pause:  # a node lost, or the cluster in the middle of a change
@@ -156,7 +158,7 @@ class ClusterSender:
 
     def _collect(
         self,
-        commands: Sequence[Command],
+        slots: list[int | None],
         parts: dict[Address, list[int]],
         results: list[list[Any] | BaseException],
         replies: list[Any],
@@ -176,7 +178,7 @@ class ClusterSender:
                     again.todo.append(i)
                     again.pause = again.pause or pause
                     again.cause = str(reply)
-                elif command_key(commands[i]) is None:
+                elif slots[i] is None:
                     keyless.setdefault(i, []).append(reply)
                 else:
                     replies[i] = reply
@@ -215,13 +217,13 @@ class ClusterSender:
         return None
 
     def _split(
-        self, commands: Sequence[Command], todo: list[int], asking: dict[int, Address]
+        self, slots: list[int | None], todo: list[int], asking: dict[int, Address]
     ) -> dict[Address, list[int]]:
         parts: dict[Address, list[int]] = {}
         for i in todo:
             node = asking.get(i)
             if node is None:
-                slot = command_slot(commands[i])
+                slot = slots[i]
                 if slot is None:  # every master: a PING vouches for each
                     for master in self._masters:
                         parts.setdefault(master, []).append(i)
@@ -281,7 +283,7 @@ class ClusterSender:
         async with self._refreshing:
             if seen is not None and self._map_version != seen:
                 return
-            candidates = [*self._masters, *self._connections, self._seed]
+            candidates = [*self._masters, *self._connections, *self._replicas, self._seed]
             tried: set[Address] = set()
             errors: list[str] = []
             for node in candidates:
@@ -321,10 +323,11 @@ class ClusterSender:
     def _install(self, reply: list[Any], asked: Address) -> None:
         slots: list[Address | None] = [None] * SLOTS
         masters: dict[Address, None] = {}
-        for start, end, master, *_replicas in reply:
-            host = _text(master[0]) or asked[0]  # an empty host: the node asked
-            node = (host, int(master[1]))
+        replicas: dict[Address, None] = {}
+        for start, end, master, *others in reply:
+            node = _node(master, asked)
             masters[node] = None
+            replicas.update((_node(replica, asked), None) for replica in others)
             for slot in range(int(start), int(end) + 1):
                 slots[slot] = node
         missing = slots.count(None)
@@ -333,6 +336,7 @@ class ClusterSender:
         previous = set(self._masters)
         self._slots = [s for s in slots if s is not None]
         self._masters = list(masters)
+        self._replicas = list(replicas)  # where to ask for the map when no master answers
         self._map_version += 1
         for node in [n for n in self._down if n not in masters]:
             del self._down[node]
@@ -363,6 +367,12 @@ _closing: set[asyncio.Task[None]] = set()
 async def _close_quietly(connection: RespConnection) -> None:
     with contextlib.suppress(RedisError, OSError):
         await connection.close()
+
+
+def _node(entry: list[Any], asked: Address) -> Address:
+    """A node of a CLUSTER SLOTS reply: [host, port, id, ...]; an empty host is the node
+    asked."""
+    return _text(entry[0]) or asked[0], int(entry[1])
 
 
 def _address(text: str) -> Address:

@@ -211,23 +211,29 @@ class SinkWorker:
         batch, so batches are small (low latency) under light load and grow to max_rows
         when the consumer is behind."""
         if not self._carry:
-            # One XREADGROUP per partition (a pair of streams in one slot); on a cluster
-            # with several, they wait together, so an idle one holds the batch for max_ms.
-            replies = await asyncio.gather(*(
-                self.redis.xreadgroup(
-                    self.group, self.consumer, dict.fromkeys(p.both, ">"),
-                    count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
-                )
-                for p in self.partitions
-            ))  # fmt: skip
-            self._carry = [
-                (s.decode(), e) for reply in replies for s, es in read_entries(reply) for e in es
-            ]
+            block = min(self.batch.max_ms, IDLE_BLOCK_MS)
+            if len(self.partitions) > 1:  # what is there now, without waiting
+                self._carry = await self._read_partitions(None)
+            if not self._carry:
+                self._carry = await self._read_partitions(block)
         taken, self._carry = self._carry[: self.batch.max_rows], self._carry[self.batch.max_rows :]
         batch: Batch = {}
         for stream, entry in taken:  # COUNT is per stream: the rest waits for the next batch
             batch.setdefault(stream, []).append(entry)
         return batch
+
+    async def _read_partitions(self, block: int | None) -> list[tuple[str, Entry]]:
+        """One XREADGROUP per partition (a pair of streams in one slot). Blocking reads of
+        several partitions wait together: an idle one holds the others' entries until its
+        `block` ms are over, which is why _read_batch first reads without blocking."""
+        replies = await asyncio.gather(*(
+            self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(p.both, ">"),
+                count=self.batch.max_rows, block=block,
+            )
+            for p in self.partitions
+        ))  # fmt: skip
+        return [(s.decode(), e) for reply in replies for s, es in read_entries(reply) for e in es]
 
     async def _commit(self, batch: Batch) -> None:
         started = self._clock()
