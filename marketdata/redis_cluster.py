@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -70,8 +71,19 @@ def command_key(command: Command) -> bytes | None:
 
 
 def command_slot(command: Command) -> int | None:
+    if command[0] in FIRST_KEY:  # the publisher's commands: no parsing
+        return _slot(command[1])
     key = command_key(command)
-    return None if key is None else key_slot(key)
+    return None if key is None else _slot(key)
+
+
+# Commands whose first argument is their key (or shard channel), as the publisher sends them.
+FIRST_KEY = frozenset({"PUBLISH", "SPUBLISH", "SET", "XADD", "XLEN", "GET"})
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a flush's channels and keys recur every flush
+def _slot(key: str | bytes | int) -> int:
+    return key_slot(_bytes(key))
 
 
 def _bytes(arg: str | bytes | int) -> bytes:
