@@ -22,12 +22,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import BatchConfig
+from marketdata.logs import describe
 from marketdata.metrics import PersistMetrics
 from marketdata.outage import Outage
 from marketdata.persist.replies import claimed_entries, read_entries
@@ -118,7 +119,12 @@ class SinkWorker:
             log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
             return False  # at once
         self._redis_refused = isinstance(e, ResponseError)
-        self.redis_outage.fail(e)
+        if isinstance(e, MovedError | AskError | ClusterDownError):  # a plain client's view
+            self.redis_outage.fail(
+                f"redis_url names a Redis Cluster: set redis_cluster: true ({describe(e)})"
+            )
+        else:
+            self.redis_outage.fail(e)
         try:
             await self._pause(self._redis_backoff.next_delay())
         except Stopping:

@@ -26,7 +26,7 @@ from marketdata.rest_budget import RestBudgets
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
 from tests.integration.conftest import service_config
-from tests.integration.persist_helpers import run_persist
+from tests.integration.persist_helpers import health, persist_config, run_persist
 from tests.integration.scenario_runner import get_json, wait_until
 from tests.redis_cluster import RedisClusterServer
 
@@ -241,6 +241,24 @@ async def test_a_cluster_without_redis_cluster_says_what_to_set(cluster, cluster
 
     try:
         assert await wait_until(says_so, 15), last
+    finally:
+        service.stop()
+        await task
+
+
+async def test_persist_without_redis_cluster_says_what_to_set(cluster, cluster_client, pg):
+    config = persist_config(cluster.url, pg.dsn)  # redis_cluster left false
+    service = PersistService(config, [TimescaleSink(pg.dsn)])
+    task = await run_persist(service)
+    last: list[Any] = []
+
+    async def says_so() -> bool:
+        status, body = await health(service.http_port)
+        last[:] = [body]
+        return status == 503 and "set redis_cluster: true" in str(body["redis"])
+
+    try:
+        assert await wait_until(says_so, 10), last
     finally:
         service.stop()
         await task
