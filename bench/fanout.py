@@ -208,7 +208,8 @@ def _cases(args: argparse.Namespace) -> tuple[list[Case], list[Any]]:
     return cases, [single, cluster]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The settings (`parse_args([])`: the defaults, for a caller such as `python -m bench`)."""
     parser = argparse.ArgumentParser(prog="python -m bench.fanout")
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--channels", type=int, default=20)
@@ -220,9 +221,11 @@ def main() -> None:
     parser.add_argument("--subscriber-processes", type=int, default=4)
     parser.add_argument("--replicas", type=int, default=1, help="per cluster master")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
-    progress = Progress()
+
+def measure(args: argparse.Namespace, progress: Progress) -> dict[str, dict[str, float]]:
+    """Each case's median, min and max deliveries/s and subscribers cut, by case name."""
     cases, servers = _cases(args)
     figures: dict[str, list[dict[str, float]]] = {case.name: [] for case in cases}
     try:
@@ -236,7 +239,12 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
-    summary = {name: _summary(runs) for name, runs in figures.items()}
+    return {name: _summary(runs) for name, runs in figures.items()}
+
+
+def main() -> None:
+    args = parse_args()
+    summary = measure(args, Progress())
     if args.json:
         print(json.dumps(summary, indent=2))
     print()
