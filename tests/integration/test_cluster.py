@@ -25,6 +25,7 @@ from marketdata.redis_cluster import ClusterError, ClusterSender
 from marketdata.rest_budget import RestBudgets
 from marketdata.service import Service
 from marketdata.sim.sources import GeneratedSource
+from marketdata.spool import partition_of
 from tests.integration.conftest import service_config
 from tests.integration.persist_helpers import health, persist_config, run_persist
 from tests.integration.scenario_runner import get_json, wait_until
@@ -265,13 +266,22 @@ async def test_persist_without_redis_cluster_says_what_to_set(cluster, cluster_c
 
 
 async def test_a_master_killed_fails_over_and_publishing_resumes(
-    cluster, cluster_client, start_sim, caplog
+    cluster, cluster_client, start_sim, pg, caplog
 ):
     caplog.set_level(logging.INFO)
-    symbol = SYMBOLS[0]
-    sim = await start_sim(GeneratedSource(rate=50, seed=7, symbols=SYMBOLS))
-    service = Service(cluster_config(cluster.url, sim, SYMBOLS, stale_after_s=30.0))
+    symbol = "ETHUSDT"  # its book channel and its spool partition are on one master
+    stream = f"spool:trades:{{p{partition_of('binance_futures', symbol, 3)}}}"
+    victim = cluster.master_for(f"orderbook:{symbol}")
+    assert cluster.master_for(stream) == victim
+    source = GeneratedSource(rate=50, seed=7, symbols=SYMBOLS)
+    sim = await start_sim(source)
+    config = cluster_config(cluster.url, sim, SYMBOLS, persist={
+        "health_port": 0, "timescale": {"dsn": pg.dsn}, "batch": {"max_ms": 100},
+    })  # fmt: skip
+    service = Service(config)
     task = asyncio.create_task(service.run())
+    persist = PersistService(config, [TimescaleSink(pg.dsn)])
+    persist_task = await run_persist(persist)
     statuses: list[tuple[int, Any]] = []
 
     async def ready_is(code: int) -> bool:
@@ -284,7 +294,9 @@ async def test_a_master_killed_fails_over_and_publishing_resumes(
     async def published_since(mark: int) -> bool:
         return service.publisher.trades_published > mark
 
-    victim = cluster.master_for(f"orderbook:{symbol}")
+    async def stored_after(trade_id: int) -> bool:
+        return any(s == symbol and int(t) > trade_id for s, t in await stored_trades(pg.dsn))
+
     try:
         assert await wait_until(lambda: ready_is(200), 15), statuses[-1:]
         cluster.kill(victim)
@@ -305,9 +317,14 @@ async def test_a_master_killed_fails_over_and_publishing_resumes(
         finally:
             await collector.close()
         assert collector.messages[f"orderbook:{symbol}"], "no book after the failover"
+        # persist follows the failover too: trades of the partition that moved are stored
+        newest = source.markets[symbol].trade_id
+        assert await wait_until(lambda: stored_after(newest), 15)
     finally:
         service.stop()
         await task
+        persist.stop()
+        await persist_task
         cluster.start_node(victim)  # it rejoins as a replica of its successor
         cluster.wait_ok()
     assert recovered_after < 20
@@ -315,7 +332,8 @@ async def test_a_master_killed_fails_over_and_publishing_resumes(
     # Told once when it starts and once when it ends, however many batches failed between.
     assert sum(m.startswith("redis publish failed") for m in messages) == 1, messages
     assert sum(m == "redis publish recovered" for m in messages) == 1, messages
-    assert sum(m.startswith(f"redis cluster master 127.0.0.1:{victim}") for m in messages) == 1
+    lost = f"redis cluster master unreachable: 127.0.0.1:{victim}:"
+    assert sum(m.startswith(lost) for m in messages) == 1, messages
     assert f"redis cluster master 127.0.0.1:{victim} replaced in the slot map" in messages
     if os.environ.get("MARKETDATA_TEST_VERBOSE"):
         print(f"failover: ready again {recovered_after:.1f}s after the kill")
