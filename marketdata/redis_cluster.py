@@ -39,7 +39,7 @@ from marketdata.redis_batch import Command, ReplyError, RespConnection
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClusterError", "ClusterSender", "command_key", "Address"]
+__all__ = ["Address", "ClusterError", "ClusterSender", "command_key", "command_slot"]
 
 Address = tuple[str, int]
 SLOTS = 16384
@@ -48,8 +48,7 @@ RETRY_PAUSES_S = (0.05, 0.1, 0.2, 0.3)  # then the last one, until RETRY_WITHIN_
 # and ASK settle well within it; a master's failover (cluster-node-timeout plus the
 # election, 2 s and more) does not, and shows as a Redis outage while it lasts.
 RETRY_WITHIN_S = 1.0
-# Replies that say "ask the cluster again", not "Redis refused the command".
-REDIRECTS = ("MOVED ", "ASK ")
+# Replies that say "not now" rather than "refused": sent again after a pause.
 TRANSIENT = ("TRYAGAIN", "CLUSTERDOWN")
 NOT_CLUSTER = "cluster support disabled"
 
