@@ -57,6 +57,10 @@ class ClusterError(RedisError):
     """The cluster's topology could not be learnt, or a batch found no node to take it."""
 
 
+class NotACluster(ClusterError):
+    """redis_url names a Redis without cluster support."""
+
+
 def command_key(command: Command) -> bytes | None:
     """The key (or shard channel) that decides where a command goes; None: any node."""
     name = command[0]
@@ -303,6 +307,8 @@ class ClusterSender:
                 tried.add(node)
                 try:
                     reply = await self._slots_from(node, deadline)
+                except NotACluster:
+                    raise
                 except (RedisError, OSError) as e:
                     errors.append(f"{node[0]}:{node[1]}: {e or type(e).__name__}")
                     continue
@@ -322,7 +328,7 @@ class ClusterSender:
                 raise RedisTimeoutError("no reply to CLUSTER SLOTS") from None
         if type(reply) is ReplyError:
             if NOT_CLUSTER in str(reply):
-                raise ClusterError(
+                raise NotACluster(
                     "redis_url does not name a Redis Cluster (CLUSTER SLOTS: "
                     f"{reply}): set redis_cluster: false"
                 )
