@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marketdata.config_yaml import ConfigFileError, read_yaml
 from marketdata.exchange_config import (
@@ -54,6 +55,9 @@ class SpoolConfig:
     books_refuse_fraction: float = 0.8  # book snapshots refused past this fill
     snapshot_interval_ms: int = 1000  # top-N book snapshot per symbol
     spill_path: str = ".run/spill/spool.jsonl"  # entries not in Redis at shutdown
+    # With redis_cluster: the spool's stream pairs, spool:trades:{p0}.. (README: Redis
+    # Cluster); max_entries is shared evenly among them.
+    partitions: int = 1
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ class LeasesConfig:
 @dataclass(frozen=True)
 class Config:
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    redis_cluster: bool = False  # redis_url names one node of a Redis Cluster
+    sharded_pubsub: bool = False  # SPUBLISH (subscribers SSUBSCRIBE) instead of PUBLISH
     health_host: str = "127.0.0.1"
     health_port: int = 9090
     book_depth: int = 20
@@ -134,6 +140,8 @@ EXCHANGE_CONFIGS: dict[str, type[ExchangeConfig]] = VENUE_CONFIGS
 # Keys that may come from the environment instead of the file (URLs and secrets).
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     f"{ENV_PREFIX}REDIS_URL": ("redis_url",),
+    f"{ENV_PREFIX}REDIS_CLUSTER": ("redis_cluster",),
+    f"{ENV_PREFIX}SHARDED_PUBSUB": ("sharded_pubsub",),
     f"{ENV_PREFIX}HEALTH_HOST": ("health_host",),  # 0.0.0.0 in a container
     f"{ENV_PREFIX}PERSIST_HEALTH_HOST": ("persist", "health_host"),
     f"{ENV_PREFIX}TIMESCALE_ENABLED": ("persist", "timescale", "enabled"),
@@ -291,6 +299,7 @@ def _check_semantics(config: Config, problems: list[str]) -> None:
             f"log_level: must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
     _check_spool_and_persist(config, problems)
+    _check_cluster(config, problems)
     _check_rest_budget(config.rest_budget, problems)
     _check_leases(config.leases, problems)
     if not config.exchanges:
@@ -314,6 +323,18 @@ def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
         problems.append("persist.consumer: must not be empty")
     check_url(persist.timescale.dsn, "persist.timescale.dsn", ("postgresql", "postgres"), problems)
     check_url(persist.mongo.url, "persist.mongo.url", ("mongodb", "mongodb+srv"), problems)
+
+
+def _check_cluster(config: Config, problems: list[str]) -> None:
+    check_range(config.spool.partitions, "spool.partitions", 1, 1024, problems)
+    if not config.redis_cluster:
+        if config.spool.partitions > 1:
+            problems.append("spool.partitions: more than 1 needs redis_cluster: true")
+        return
+    if config.redis_url.startswith("unix"):
+        problems.append("redis_url: a Redis Cluster is reached over TCP, not a unix socket")
+    elif urlsplit(config.redis_url).path.strip("/") not in ("", "0"):
+        problems.append("redis_url: a Redis Cluster has only database 0 (redis_cluster: true)")
 
 
 def _check_rest_budget(budget: RestBudgetConfig, problems: list[str]) -> None:

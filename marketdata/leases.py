@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -46,6 +45,7 @@ from marketdata.leases_fence import Fence, Pair
 from marketdata.leases_store import LeaseStore
 from marketdata.metrics import Metrics
 from marketdata.outage import Outage
+from marketdata.redis_cluster_client import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,12 @@ class Leases:
         self.share = 0
 
     @classmethod
-    def connect(cls, redis_url: str, config: LeasesConfig, universe: Sequence[Pair],
-                metrics: Metrics) -> Leases:  # fmt: skip
+    def connect(cls, redis_url: str, cluster: bool, config: LeasesConfig,
+                universe: Sequence[Pair], metrics: Metrics) -> Leases:  # fmt: skip
         """Nothing is sent until the first round; a URL redis-py refuses raises ValueError."""
         timeout = max(0.2, config.ttl_s / RENEWALS_PER_TTL)
-        client = aioredis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        client = redis_client(
+            redis_url, cluster, socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1),  # a stale connection once; never a backoff's wait
         )  # fmt: skip
         store = LeaseStore(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
 from marketdata.leases_fence import Pair
@@ -18,12 +19,13 @@ from marketdata.leases_scripts import (
     lease_key,
     token_key,
 )
+from marketdata.redis_cluster_client import AnyRedis
 
 
 class LeaseStore:
     """One instance's view of the leases in Redis; every call may raise RedisError."""
 
-    def __init__(self, client: aioredis.Redis, instance_id: str, ttl_ms: int) -> None:
+    def __init__(self, client: AnyRedis, instance_id: str, ttl_ms: int) -> None:
         self.instance_id = instance_id
         self.ttl_ms = ttl_ms
         self._client = client
@@ -81,7 +83,13 @@ class LeaseStore:
     ) -> list[Any]:
         if not pairs:
             return []
-        pipe = self._client.pipeline(transaction=False)
+        client = self._client
+        if isinstance(client, RedisCluster):
+            # A cluster pipeline does not load scripts on the node that lacks one: each call
+            # goes by itself to its lease's node (redis-py's Script loads it there), together.
+            calls = [script(keys(pair), args(pair)) for pair in pairs]
+            return list(await asyncio.gather(*calls))
+        pipe = client.pipeline(transaction=False)
         for pair in pairs:
             await script(keys(pair), args(pair), client=pipe)
         return list(await pipe.execute())

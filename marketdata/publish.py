@@ -42,8 +42,8 @@ from marketdata.metrics import Metrics
 from marketdata.pending import RETRY_DELAY_S, put_back, refused_items
 from marketdata.redis_batch import Command, CommandSender, ReplyError
 from marketdata.refusals import Refusals
-from marketdata.spool import TRADES_STREAM, SpoolCapacity, trade_entry
-from marketdata.spool_appends import SpoolAppends, SpoolPart, xadd
+from marketdata.spool import PLAIN, SpoolCapacity, SpoolStreams, trade_entry
+from marketdata.spool_partitions import SpoolPartitions, SpoolTake
 from marketdata.state import AnyState
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Batch:
     due: list[tuple[AnyState, float | None]] = field(default_factory=list)
     trades: deque[PendingTrade] = field(default_factory=deque)
     book_starts: list[int] = field(default_factory=list)  # first command of each due book
-    spool: SpoolPart | None = None
+    spool: SpoolTake | None = None
 
 
 @dataclass
@@ -94,8 +94,15 @@ class Publisher:
         max_pending_trades: int = DEFAULT_MAX_PENDING_TRADES,
         spool: SpoolCapacity | None = None,
         snapshot_interval_s: float = 1.0,
+        spool_partitions: list[SpoolStreams] | None = None,  # None: spool:trades, spool:books
+        sharded_pubsub: bool = False,  # SPUBLISH instead of PUBLISH
     ) -> None:
-        self._spool = None if spool is None else SpoolAppends(spool, metrics, max_pending_trades)
+        self._spool = (
+            None
+            if spool is None
+            else SpoolPartitions(spool, metrics, max_pending_trades, spool_partitions or [PLAIN])
+        )
+        self._publish = "SPUBLISH" if sharded_pubsub else "PUBLISH"
         self._snapshot_interval = snapshot_interval_s
         self._next_snapshot = 0.0
         self._states: list[AnyState] = []
@@ -161,7 +168,7 @@ class Publisher:
             self._metrics.trades_dropped.inc()
         trades.append((state, trade))
         if self._spool is not None:  # bounded when put back after a refusal or failure
-            self._spool.trades.append(xadd(TRADES_STREAM, trade_entry(trade)))
+            self._spool.add_trade(trade_entry(trade))
         self._dirty[state] = None
         self._wake.set()
 
@@ -318,7 +325,7 @@ class Publisher:
         if self._trades and not books_only and (queues or now >= self._trades_held_until):
             trades, self._trades = self._trades, trades
         batch = Batch(
-            [("PUBLISH", state.channels.trades, trade_message(t)) for state, t in trades],
+            [(self._publish, state.channels.trades, trade_message(t)) for state, t in trades],
             due, trades,
         )  # fmt: skip
         commands = batch.commands
@@ -326,9 +333,9 @@ class Publisher:
             batch.book_starts.append(len(commands))
             book = state.render_orderbook(self._depth)
             if book is not None:
-                commands.append(("PUBLISH", state.channels.orderbook, book))
+                commands.append((self._publish, state.channels.orderbook, book))
             market_data = state.render_market_data()
-            commands.append(("PUBLISH", state.channels.market_data, market_data))
+            commands.append((self._publish, state.channels.market_data, market_data))
             commands.append(("SET", state.channels.market_data, market_data, "EX", self._ttl))
         batch.book_starts.append(len(commands))
         if books_only:
@@ -439,7 +446,7 @@ class Publisher:
         for k, (state, newest) in enumerate(batch.due):
             first, end = starts[k], starts[k + 1]
             if refused and any(
-                i in refused and commands[i][0] == "PUBLISH" for i in range(first, end)
+                i in refused and commands[i][0] == self._publish for i in range(first, end)
             ):
                 self._requeue(state, newest)  # again after an interval, like a publish
             else:  # a refused SET alone is not retried: the next change sets the key

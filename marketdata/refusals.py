@@ -3,7 +3,9 @@ reason, logged once when a command starts being refused and once when it is acce
 again, and listed (with Redis's own error text) for /ready while it lasts.
 
 Typical reasons: OOM (maxmemory reached with noeviction: SET and XADD refused, PUBLISH
-still accepted), NOPERM (the ACL user lacks the command), READONLY (a replica).
+still accepted), NOPERM (the ACL user lacks the command), READONLY (a replica); MOVED from
+a Redis Cluster that redis_url names while redis_cluster is false (said so, with what to
+set).
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from marketdata.redis_batch import Command, ReplyError
 
 log = logging.getLogger(__name__)
 
+CLUSTER_REPLIES = ("MOVED ", "ASK ", "CLUSTERDOWN")
+
 
 def command_name(command: Command) -> str:
     name = command[0]
     return (name.decode() if isinstance(name, bytes) else str(name)).upper()
+
+
+def _hinted(text: str) -> str:
+    """A cluster's redirection, seen by a publisher that does not follow them, says what to
+    set."""
+    if text.startswith(CLUSTER_REPLIES):
+        return f"redis_url names a Redis Cluster: set redis_cluster: true ({text})"
+    return text
 
 
 class Refusals:
@@ -37,8 +49,9 @@ class Refusals:
         for i, reply in enumerate(replies):
             if type(reply) is ReplyError:
                 refused.add(i)
-                name, text = command_name(commands[i]), str(reply)
-                key = (name, text.split(" ", 1)[0])
+                raw = str(reply)
+                name, text = command_name(commands[i]), _hinted(raw)
+                key = (name, raw.split(" ", 1)[0])
                 counts[key] = counts.get(key, 0) + 1
                 texts[name] = text
         for (name, reason), n in counts.items():

@@ -3,8 +3,10 @@
 A venue limits request weight per minute per IP (Binance futures 2,400, spot 6,000), not
 per process: N instances (or `--workers N`) behind one IP each keeping their own budget
 would spend N times it. With `rest_budget.shared` on, every RestGate of a venue asks one
-Redis key instead, `rest_budget:{venue}:{ip_label}`, through one Lua script that checks and
-counts atomically, so that together they never pass the budget.
+Redis key instead, `rest_budget:<venue>:<ip_label>`, through one Lua script that checks and
+counts atomically, so that together they never pass the budget. On a Redis Cluster the two
+keys the script touches are hash-tagged into one slot: `rest_budget:{<venue>:<ip_label>}`
+and `rest_pause:{<venue>:<ip_label>}`.
 
 The window is the wall-clock minute of the Redis server's clock (a fixed window, not a
 sliding one): Binance counts weight per calendar minute (X-MBX-USED-WEIGHT-1M resets when
@@ -13,7 +15,7 @@ the minute turns), so the same window lets the venue's header raise the shared c
 clocks say. The budget's margin (RestGate's budget_fraction) covers a few hundred ms
 between Redis's clock and the venue's.
 
-A 429 or ban seen by one process sets `rest_pause:{venue}:{ip_label}` (the end time, with
+A 429 or ban seen by one process sets `rest_pause:<venue>:<ip_label>` (the end time, with
 an expiry) and the same script holds every request until then.
 
 Redis that cannot be reached is not a reason to stop REST requests: `take` answers None
@@ -30,12 +32,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from marketdata.outage import Outage
+from marketdata.redis_cluster_client import AnyRedis, hash_tagged, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    async def run(self, client: aioredis.Redis, keys: Sequence[str], args: Sequence[str]) -> int:
+    async def run(self, client: AnyRedis, keys: Sequence[str], args: Sequence[str]) -> int:
         try:
             reply = await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -119,15 +121,16 @@ class SharedBudget:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AnyRedis,
         venue: str,
         ip_label: str,
         *,
+        cluster: bool = False,  # hash-tag the keys into one slot
         now_ms: Callable[[], int] | None = None,  # tests; None: the Redis server's clock
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.key = f"rest_budget:{venue}:{ip_label}"
-        self.pause_key = f"rest_pause:{venue}:{ip_label}"
+        self.key = hash_tagged("rest_budget", f"{venue}:{ip_label}", cluster)
+        self.pause_key = hash_tagged("rest_pause", f"{venue}:{ip_label}", cluster)
         self.outage = Outage(
             f"shared REST budget {self.key} (each process keeps its own budget meanwhile)", log
         )
@@ -186,24 +189,27 @@ class SharedBudget:
 class RestBudgets:
     """The Redis client of the shared budgets and one SharedBudget per venue."""
 
-    def __init__(self, client: aioredis.Redis, ip_label: str) -> None:
+    def __init__(self, client: AnyRedis, ip_label: str, cluster: bool = False) -> None:
         self.ip_label = ip_label
+        self.cluster = cluster
         self._client = client
         self._budgets: dict[str, SharedBudget] = {}
 
     @classmethod
-    def connect(cls, redis_url: str, ip_label: str) -> RestBudgets:
+    def connect(cls, redis_url: str, ip_label: str, cluster: bool = False) -> RestBudgets:
         """Nothing is sent until a budget is asked; a URL redis-py refuses raises ValueError."""
-        client = aioredis.from_url(
-            redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+        client = redis_client(
+            redis_url, cluster, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
             retry=Retry(NoBackoff(), 1),  # a stale connection once; never a backoff's wait
         )  # fmt: skip
-        return cls(client, ip_label)
+        return cls(client, ip_label, cluster)
 
     def for_venue(self, venue: str) -> SharedBudget:
         budget = self._budgets.get(venue)
         if budget is None:
-            budget = self._budgets[venue] = SharedBudget(self._client, venue, self.ip_label)
+            budget = self._budgets[venue] = SharedBudget(
+                self._client, venue, self.ip_label, cluster=self.cluster
+            )
         return budget
 
     async def aclose(self) -> None:

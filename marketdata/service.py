@@ -23,9 +23,10 @@ from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
 from marketdata.redis_batch import CommandSender, RespConnection
+from marketdata.redis_cluster import ClusterSender
 from marketdata.rest_budget import RestBudgets
 from marketdata.shard import pairs
-from marketdata.spool import SpoolCapacity
+from marketdata.spool import SpoolCapacity, spool_partitions
 from marketdata.spool_checks import check_spool
 from marketdata.state import AnyState
 from marketdata.venue import Feed, FeedContext
@@ -50,21 +51,30 @@ class Service:
         self.config = config
         self.metrics = metrics or Metrics()
         self.leases: Leases | None = None  # leases.enabled: the symbols held come and go
+        self.spool_streams = spool_partitions(config.redis_cluster, config.spool.partitions)
         try:
-            connection: CommandSender = RespConnection(config.redis_url)
+            connection: CommandSender = (
+                ClusterSender(config.redis_url)
+                if config.redis_cluster
+                else RespConnection(config.redis_url)
+            )
             # Connects on first use: the venues' first REST request.
             self.rest_budgets = (
-                RestBudgets.connect(config.redis_url, config.rest_budget.ip_label)
+                RestBudgets.connect(
+                    config.redis_url, config.rest_budget.ip_label, config.redis_cluster
+                )
                 if config.rest_budget.shared
                 else None
             )
             if config.leases.enabled:
                 self.leases = Leases.connect(
-                    config.redis_url, config.leases, pairs(config), self.metrics
-                )
-                # A Redis Cluster URL needs server_side=False: see leases_fence.
+                    config.redis_url, config.redis_cluster, config.leases, pairs(config),
+                    self.metrics,
+                )  # fmt: skip
+                # On a Redis Cluster only the local deadline is checked: see leases_fence.
                 counter = self.metrics.lease_fenced_commands
-                connection = FencedSender(connection, self.leases.fence, counter)
+                connection = FencedSender(connection, self.leases.fence, counter,
+                                          server_side=not config.redis_cluster)  # fmt: skip
         except ValueError as e:  # e.g. an ssl_ca_certs file that cannot be read
             raise StartupError(str(e)) from e
         self.publisher = Publisher(
@@ -77,6 +87,8 @@ class Service:
             if config.spool.enabled
             else None,
             snapshot_interval_s=config.spool.snapshot_interval_ms / 1000,
+            spool_partitions=self.spool_streams,
+            sharded_pubsub=config.sharded_pubsub,
         )
         self.feeds: list[Feed] = []
         self._by_key: dict[tuple[str, str], tuple[Feed, AnyState]] = {}
@@ -136,7 +148,9 @@ class Service:
         """Run until stop() is called or a task fails; then shut down cleanly."""
         log.info("marketdata %s starting; redis %s", __version__, mask_url(self.config.redis_url))
         if self.config.spool.enabled:
-            await check_spool(self.config.redis_url, self.config.spool.max_entries, log)
+            config = self.config
+            await check_spool(config.redis_url, config.spool.max_entries, log,
+                              config.redis_cluster, self.spool_streams[0])  # fmt: skip
         # Every WebSocket holds a pooled connection: the default limit of 100 would leave
         # snapshot requests waiting (and timing out) once there are 50+ symbols.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

@@ -13,10 +13,17 @@ Capacity: the two streams together hold at most `max_entries`. Book snapshots ar
 once they would fill past `books_refuse_fraction` of it, trades only at the cap; every
 refusal is counted. Entries leave the spool only when every consumer group has
 acknowledged them (the persist process trims with XTRIM MINID).
+
+On a Redis Cluster (redis_cluster: true) the spool is `spool.partitions` pairs of streams,
+spool:trades:{p0} and spool:books:{p0}, ...: the hash tag puts a pair in one slot (one
+XREADGROUP reads both, one node's XLENs tell its fill), and different pairs spread over
+the masters. A symbol's entries always go to the same pair (partition_of), so its trades
+stay in order; each pair holds at most max_entries / partitions.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import orjson
@@ -27,6 +34,38 @@ from marketdata.events import Trade
 TRADES_STREAM = "spool:trades"
 BOOKS_STREAM = "spool:books"
 STREAMS = (TRADES_STREAM, BOOKS_STREAM)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStreams:
+    """One partition of the spool: its trades stream and its books stream."""
+
+    trades: str
+    books: str
+
+    @property
+    def both(self) -> tuple[str, str]:
+        return self.trades, self.books
+
+
+PLAIN = SpoolStreams(TRADES_STREAM, BOOKS_STREAM)
+
+
+def spool_partitions(cluster: bool, partitions: int = 1) -> list[SpoolStreams]:
+    """The spool's stream pairs: spool:trades and spool:books on one Redis; hash-tagged
+    spool:trades:{p<i>} and spool:books:{p<i>} on a cluster."""
+    if not cluster:
+        return [PLAIN]
+    return [
+        SpoolStreams(f"{TRADES_STREAM}:{{p{i}}}", f"{BOOKS_STREAM}:{{p{i}}}")
+        for i in range(partitions)
+    ]
+
+
+def partition_of(exchange: str, symbol: str, partitions: int) -> int:
+    """The partition of a symbol's entries: the same in every process and every run."""
+    return zlib.crc32(f"{exchange}:{symbol}".encode()) % partitions
+
 
 Fields = dict[bytes | str, bytes | str]
 

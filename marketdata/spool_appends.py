@@ -14,24 +14,33 @@ from typing import Any
 from marketdata.metrics import Metrics
 from marketdata.pending import RETRY_DELAY_S, put_back, refused_items
 from marketdata.redis_batch import Command
-from marketdata.spool import BOOKS_STREAM, TRADES_STREAM, SpoolCapacity
+from marketdata.spool import PLAIN, SpoolCapacity, SpoolStreams
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class SpoolPart:
-    """The spool's commands in one batch: XADDs from `start`, then XLEN of both streams."""
+    """The spool's commands in one batch: XADDs from `start`, then XLEN of both streams,
+    the last two commands before `end`."""
 
     start: int
     trades: deque[Command]
     books: deque[Command]
     taken: bool  # the whole queues (trades and books) are in this batch
+    end: int = 0
 
 
 class SpoolAppends:
-    def __init__(self, capacity: SpoolCapacity, metrics: Metrics, max_pending: int) -> None:
+    def __init__(
+        self,
+        capacity: SpoolCapacity,
+        metrics: Metrics,
+        max_pending: int,
+        streams: SpoolStreams = PLAIN,
+    ) -> None:
         self.capacity = capacity
+        self.streams = streams
         self.trades: deque[Command] = deque()  # XADDs not yet in spool:trades
         self.books: deque[Command] = deque()  # XADDs not yet in spool:books
         self._max_pending = max_pending
@@ -45,7 +54,11 @@ class SpoolAppends:
         if len(self.books) >= self._max_pending:
             self.books.popleft()
             self._dropped.labels("books").inc()
-        self.books.append(xadd(BOOKS_STREAM, entry))
+        self.books.append(xadd(self.streams.books, entry))
+
+    def add_trade(self, entry: dict[str, str]) -> None:
+        """Bounded when put back after a refusal or failure."""
+        self.trades.append(xadd(self.streams.trades, entry))
 
     def pending(self) -> list[Command]:
         return [*self.trades, *self.books]
@@ -57,7 +70,7 @@ class SpoolAppends:
             done()
             return
         for command in entries:
-            (self.trades if command[1] == TRADES_STREAM else self.books).append(command)
+            (self.trades if command[1] == self.streams.trades else self.books).append(command)
         self._restored = done
 
     def next_due(self) -> float | None:
@@ -79,8 +92,9 @@ class SpoolAppends:
         part = SpoolPart(len(commands), trades, books, taken)
         commands.extend(trades)
         commands.extend(books)
-        commands.append(("XLEN", TRADES_STREAM))
-        commands.append(("XLEN", BOOKS_STREAM))
+        commands.append(("XLEN", self.streams.trades))
+        commands.append(("XLEN", self.streams.books))
+        part.end = len(commands)
         return part
 
     def _admit(self, trades: deque[Command], books: deque[Command]) -> None:
@@ -111,7 +125,7 @@ class SpoolAppends:
         elif self._restored is not None and part.taken:  # the restored ones went first
             done, self._restored = self._restored, None
             done()
-        lengths = replies[-2:]
+        lengths = replies[part.end - 2 : part.end]
         if type(lengths[0]) is int and type(lengths[1]) is int:
             self.capacity.length = lengths[0] + lengths[1]
         self._appended.labels("trades").inc(len(trades) - len(back_trades))

@@ -15,23 +15,30 @@ import asyncio
 import logging
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from marketdata.logs import describe
-from marketdata.spool import TRADES_STREAM
+from marketdata.redis_cluster_client import AnyRedis, redis_client
+from marketdata.spool import PLAIN, SpoolStreams
 
 CHECK_TIMEOUT_S = 3.0
 
 
-async def check_spool(url: str, max_entries: int, log: logging.Logger) -> None:
+async def check_spool(
+    url: str,
+    max_entries: int,
+    log: logging.Logger,
+    cluster: bool = False,
+    streams: SpoolStreams = PLAIN,
+) -> None:
     """Log a WARNING when Redis at `url` has appendonly off, and one when no consumer group
-    reads the spool yet; never raises."""
-    client = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    reads the spool (its first partition: `streams`) yet; never raises. On a cluster, the
+    node that answers CONFIG GET speaks for all (they are usually configured alike)."""
+    client = redis_client(url, cluster, socket_timeout=2, socket_connect_timeout=2)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             appendonly = await _appendonly(client, log)
-            drained = await _has_consumer_groups(client)
+            drained = await _has_consumer_groups(client, streams.trades)
     except (RedisError, OSError) as e:  # TimeoutError is an OSError
         log.info("spool not checked: Redis did not answer (%s)", describe(e))
         return
@@ -39,9 +46,9 @@ async def check_spool(url: str, max_entries: int, log: logging.Logger) -> None:
         await client.aclose()
     if not drained:
         log.warning(
-            "nothing drains %s and spool:books until `marketdata persist` runs: they grow "
+            "nothing drains %s and %s until `marketdata persist` runs: they grow "
             "to spool.max_entries (%d entries together) and then refuse new ones",
-            TRADES_STREAM, max_entries,
+            streams.trades, streams.books, max_entries,
         )  # fmt: skip
     if not appendonly:
         log.warning(
@@ -51,7 +58,7 @@ async def check_spool(url: str, max_entries: int, log: logging.Logger) -> None:
         )
 
 
-async def _appendonly(client: aioredis.Redis, log: logging.Logger) -> bool:
+async def _appendonly(client: AnyRedis, log: logging.Logger) -> bool:
     try:
         reply: dict[Any, Any] = await client.config_get("appendonly")
     except ResponseError as e:
@@ -63,9 +70,9 @@ async def _appendonly(client: aioredis.Redis, log: logging.Logger) -> bool:
     return (value.decode() if isinstance(value, bytes) else str(value)) == "yes"
 
 
-async def _has_consumer_groups(client: aioredis.Redis) -> bool:
+async def _has_consumer_groups(client: AnyRedis, stream: str) -> bool:
     try:
-        groups = await client.xinfo_groups(TRADES_STREAM)
+        groups = await client.xinfo_groups(stream)
     except ResponseError:  # no such key: nobody has created the stream or a group yet
         return False
     return bool(groups)

@@ -8,11 +8,12 @@ has not acknowledged (its oldest pending entry, or else the next one it has not 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from marketdata.redis_cluster_client import AnyRedis
 from marketdata.spool import STREAMS
 
 
@@ -26,7 +27,7 @@ class GroupPosition:
     oldest_unacked: str | None  # None: it has acknowledged every entry
 
 
-async def group_positions(redis: aioredis.Redis, stream: str) -> list[GroupPosition]:
+async def group_positions(redis: AnyRedis, stream: str) -> list[GroupPosition]:
     """Every group's position; none while the stream does not exist (FLUSHALL: the workers
     re-create it with their groups)."""
     try:
@@ -55,7 +56,7 @@ def lag_s(position: GroupPosition, now_ms: float) -> float:
     return max(0.0, (now_ms - entry_ms(position.oldest_unacked)) / 1000)
 
 
-async def trim(redis: aioredis.Redis, stream: str, positions: list[GroupPosition]) -> int:
+async def trim(redis: AnyRedis, stream: str, positions: list[GroupPosition]) -> int:
     """Drop the entries every group had acknowledged when `positions` were read (a later
     acknowledgement only leaves a little more behind); returns how many went."""
     if not positions:
@@ -68,8 +69,8 @@ async def trim(redis: aioredis.Redis, stream: str, positions: list[GroupPosition
     return int(await redis.xtrim(stream, minid=threshold, approximate=False))
 
 
-async def trim_all(redis: aioredis.Redis) -> int:
-    return sum([await trim(redis, s, await group_positions(redis, s)) for s in STREAMS])
+async def trim_all(redis: AnyRedis, streams: Sequence[str] = STREAMS) -> int:
+    return sum([await trim(redis, s, await group_positions(redis, s)) for s in streams])
 
 
 def entry_ms(entry_id: bytes | str) -> int:

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +23,8 @@ from marketdata.outage import Outage
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
 from marketdata.persist.worker import SinkState, SinkWorker
-from marketdata.spool import STREAMS
+from marketdata.redis_cluster_client import redis_client
+from marketdata.spool import spool_partitions
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ class PersistService:
     ) -> None:
         self.config = config
         self.metrics = metrics or PersistMetrics()
-        self.redis = aioredis.from_url(
-            config.redis_url, socket_timeout=30, socket_connect_timeout=2
+        self.redis = redis_client(
+            config.redis_url, config.redis_cluster, socket_timeout=30, socket_connect_timeout=2
         )
+        self.partitions = spool_partitions(config.redis_cluster, config.spool.partitions)
+        self.streams = [stream for pair in self.partitions for stream in pair.both]
         p = config.persist
         self.housekeeping_outage = Outage(
             "spool housekeeping", log, level=logging.ERROR, remind=True
@@ -66,6 +68,7 @@ class PersistService:
                 p.batch,
                 p.claim_idle_ms,
                 self.metrics,
+                partitions=self.partitions,
             )  # fmt: skip
             for sink in sinks
         ]
@@ -136,7 +139,7 @@ class PersistService:
         refused)."""
         worst: dict[str, float] = {}
         now_ms = time.time() * 1000
-        positions = {stream: await group_positions(self.redis, stream) for stream in STREAMS}
+        positions = {stream: await group_positions(self.redis, stream) for stream in self.streams}
         for stream, stream_positions in positions.items():
             name = stream.split(":", 1)[1]
             for position in stream_positions:

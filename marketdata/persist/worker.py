@@ -1,4 +1,5 @@
-"""One sink's consumer: its own group on both spool streams, batches, XACK after commit.
+"""One sink's consumer: its own group on both spool streams (on each partition's pair, on
+a Redis Cluster), batches, XACK after commit.
 
 OK -> UNAVAILABLE when writes fail (retried with capped backoff, nothing acknowledged);
 -> DEGRADED once they succeed again while the group is still far behind; -> OK.
@@ -21,19 +22,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from marketdata.backoff import Backoff
 from marketdata.cancelling import raise_if_cancelling
 from marketdata.config import BatchConfig
+from marketdata.logs import describe
 from marketdata.metrics import PersistMetrics
 from marketdata.outage import Outage
 from marketdata.persist.replies import claimed_entries, read_entries
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
-from marketdata.spool import BOOKS_STREAM, STREAMS, TRADES_STREAM
+from marketdata.redis_cluster_client import AnyRedis
+from marketdata.spool import BOOKS_STREAM, PLAIN, SpoolStreams
 from marketdata.waits import wait_event
 
 log = logging.getLogger(__name__)
@@ -63,15 +65,19 @@ class SinkState(enum.IntEnum):
 class SinkWorker:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         sink: Sink,
         consumer: str,
         batch: BatchConfig,
         claim_idle_ms: int,
         metrics: PersistMetrics,
         clock: Callable[[], float] = time.monotonic,
+        partitions: list[SpoolStreams] | None = None,  # None: spool:trades, spool:books
     ) -> None:
         self.redis = redis
+        self.partitions = partitions or [PLAIN]
+        self.streams = [stream for p in self.partitions for stream in p.both]
+        self._trade_streams = frozenset(p.trades for p in self.partitions)
         self.sink = sink
         self.group = sink.name
         self.consumer = consumer
@@ -113,7 +119,12 @@ class SinkWorker:
             log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)
             return False  # at once
         self._redis_refused = isinstance(e, ResponseError)
-        self.redis_outage.fail(e)
+        if isinstance(e, MovedError | AskError | ClusterDownError):  # a plain client's view
+            self.redis_outage.fail(
+                f"redis_url names a Redis Cluster: set redis_cluster: true ({describe(e)})"
+            )
+        else:
+            self.redis_outage.fail(e)
         try:
             await self._pause(self._redis_backoff.next_delay())
         except Stopping:
@@ -160,7 +171,7 @@ class SinkWorker:
             self._set_state(self._writing_state())
 
     async def _ensure_groups(self) -> None:
-        for stream in STREAMS:
+        for stream in self.streams:
             try:
                 await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
                 log.info("created consumer group %s on %s", self.group, stream)
@@ -171,7 +182,7 @@ class SinkWorker:
     async def _recover(self) -> Batch:
         """Entries this consumer had before a restart, then any left idle by others."""
         batch: Batch = {}
-        for stream in STREAMS:
+        for stream in self.streams:
             entries: list[Entry] = []
             start: bytes | str = "0"
             while True:
@@ -206,20 +217,33 @@ class SinkWorker:
         batch, so batches are small (low latency) under light load and grow to max_rows
         when the consumer is behind."""
         if not self._carry:
-            reply = await self.redis.xreadgroup(
-                self.group, self.consumer, dict.fromkeys(STREAMS, ">"),
-                count=self.batch.max_rows, block=min(self.batch.max_ms, IDLE_BLOCK_MS),
-            )  # fmt: skip
-            self._carry = [(s.decode(), e) for s, es in read_entries(reply) for e in es]
+            block = min(self.batch.max_ms, IDLE_BLOCK_MS)
+            if len(self.partitions) > 1:  # what is there now, without waiting
+                self._carry = await self._read_partitions(None)
+            if not self._carry:
+                self._carry = await self._read_partitions(block)
         taken, self._carry = self._carry[: self.batch.max_rows], self._carry[self.batch.max_rows :]
         batch: Batch = {}
         for stream, entry in taken:  # COUNT is per stream: the rest waits for the next batch
             batch.setdefault(stream, []).append(entry)
         return batch
 
+    async def _read_partitions(self, block: int | None) -> list[tuple[str, Entry]]:
+        """One XREADGROUP per partition (a pair of streams in one slot). Blocking reads of
+        several partitions wait together: an idle one holds the others' entries until its
+        `block` ms are over, which is why _read_batch first reads without blocking."""
+        replies = await asyncio.gather(*(
+            self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(p.both, ">"),
+                count=self.batch.max_rows, block=block,
+            )
+            for p in self.partitions
+        ))  # fmt: skip
+        return [(s.decode(), e) for reply in replies for s, es in read_entries(reply) for e in es]
+
     async def _commit(self, batch: Batch) -> None:
         started = self._clock()
-        trades, books, dead = _decode(batch)
+        trades, books, dead = _decode(batch, self._trade_streams)
         for stream, entry, why in dead:
             await self._bury(stream, entry[0], why, entry[1])
             self.metrics.entries_dead.labels(stream).inc()
@@ -309,12 +333,14 @@ class SinkWorker:
         self.metrics.sink_state.labels(self.group).set(int(state))
 
 
-def _decode(batch: Batch) -> tuple[list[TradeRow], list[BookRow], list[tuple[str, Entry, str]]]:
+def _decode(
+    batch: Batch, trade_streams: frozenset[str]
+) -> tuple[list[TradeRow], list[BookRow], list[tuple[str, Entry, str]]]:
     trades: list[TradeRow] = []
     books: list[BookRow] = []
     dead: list[tuple[str, Entry, str]] = []
     for stream, entries in batch.items():
-        if stream == TRADES_STREAM:
+        if stream in trade_streams:
             _decode_into(trades, trade_row, stream, entries, dead)
         else:
             _decode_into(books, book_row, stream, entries, dead)

@@ -1,0 +1,27 @@
+"""redis-py clients for a single Redis or a Redis Cluster, from the same redis_url.
+
+The publisher has its own connections (redis_batch, redis_cluster); everything else
+(persist, the shared REST budget, the spool checks) uses redis-py, whose RedisCluster
+follows MOVED/ASK and failovers itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
+
+
+def redis_client(url: str, cluster: bool, **options: Any) -> AnyRedis:
+    """A client that connects on first use; `options` as for redis.asyncio.from_url."""
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return aioredis.from_url(url, **options)
+
+
+def hash_tagged(prefix: str, name: str, cluster: bool) -> str:
+    """`prefix:name`, or `prefix:{name}` on a cluster: the keys of one name share a slot."""
+    return f"{prefix}:{{{name}}}" if cluster else f"{prefix}:{name}"
