@@ -341,3 +341,60 @@ async def test_a_master_killed_fails_over_and_publishing_resumes(
     assert f"redis cluster master 127.0.0.1:{victim} replaced in the slot map" in messages
     if os.environ.get("MARKETDATA_TEST_VERBOSE"):
         print(f"failover: ready again {recovered_after:.1f}s after the kill")
+
+
+async def test_leased_instances_share_the_symbols_on_a_cluster(cluster, cluster_client, start_sim):
+    """Leases on a cluster: the lease keys spread over the masters, two instances split the
+    symbols, and when one stops the other takes them all and publishes them (SSUBSCRIBE)."""
+    source = GeneratedSource(rate=50, seed=9, symbols=SYMBOLS)
+    sim = await start_sim(source)
+    services, tasks = [], []
+    for name in ("a", "b"):
+        config = cluster_config(
+            cluster.url, sim, SYMBOLS, leases={"enabled": True, "ttl_s": 1, "instance_id": name}
+        )
+        services.append(Service(config))
+        tasks.append(asyncio.create_task(services[-1].run()))
+    first, second = services
+
+    async def holders() -> dict[str, str]:
+        values = {s: await cluster_client.get(f"lease:{{binance_futures:{s}}}") for s in SYMBOLS}
+        return {s: v.decode().split(":")[0] for s, v in values.items() if v is not None}
+
+    async def split() -> bool:
+        held = await holders()
+        return len(held) == len(SYMBOLS) and sorted(held.values()).count("a") == 3
+
+    async def ready(service: Service) -> bool:
+        if service.http_port is None:
+            return False
+        status, body = await get_json(service, "/ready")
+        return status == 200 and body["leases"]["owned"] == 3
+
+    collector = None
+    try:
+        assert await wait_until(split, 15), await holders()
+        assert await wait_until(lambda: ready(first), 15)
+        assert await wait_until(lambda: ready(second), 15)
+        first.stop()  # it releases its leases at shutdown: the other takes them
+        await tasks[0]
+
+        async def all_with_b() -> bool:
+            held = await holders()
+            return len(held) == len(SYMBOLS) and set(held.values()) == {"b"}
+
+        assert await wait_until(all_with_b, 10), await holders()
+        collector = ShardedCollector(cluster, [f"orderbook:{s}" for s in SYMBOLS])
+        await collector.start()
+        await collector.collect(3.0)
+        for symbol in SYMBOLS:
+            assert collector.messages[f"orderbook:{symbol}"], symbol
+        status, body = await get_json(second, "/ready")
+        assert status == 200, body
+        assert body["leases"]["owned"] == len(SYMBOLS)
+    finally:
+        for service in services:
+            service.stop()
+        await asyncio.gather(*tasks)
+        if collector is not None:
+            await collector.close()
