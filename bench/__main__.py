@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, peer, workers
+from bench import e2e, fanout, peer, takeover, workers
 from bench.core_cases import print_table, run_venues, summarize
 from bench.persist import latency, throughput
 from bench.progress import Progress
@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--workers-runs", type=int, default=3, help="runs of 1 and 2 workers")
     parser.add_argument("--workers-symbols", type=int, default=20)
     parser.add_argument("--skip-workers", action="store_true", help="no --workers 1 vs 2 case")
+    parser.add_argument(
+        "--skip-scale", action="store_true", help="no fan-out (single vs cluster) nor takeover"
+    )
     args = parser.parse_args()
 
     progress = Progress()
@@ -62,6 +65,11 @@ def main() -> None:
         results.update(persist_cases(args, progress))
     if not args.skip_e2e:
         results.update(service_cases(args, progress))
+    if not args.skip_scale:
+        results["fanout"] = fanout.measure(fanout.parse_args([]), progress)
+        started = progress.start("takeover after kill -9, ttl 5 s, 10 trials")
+        results["takeover"] = asyncio.run(takeover.run(10, 5.0, 10, progress))
+        progress.end("takeover", started, "")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
     print()
@@ -78,6 +86,14 @@ def main() -> None:
         print_service(results["service"])
     if "workers" in results:
         workers.print_workers(results["workers"])
+    if "fanout" in results:
+        for name, f in results["fanout"].items():
+            print(f"fan-out to 200 subscribers, {name}: {f['median']:,.0f} deliveries/s "
+                  f"({f['min']:,.0f}..{f['max']:,.0f}; subscribers cut {f['cut']})")  # fmt: skip
+    if "takeover" in results:
+        t = results["takeover"]
+        print(f"takeover after kill -9 (ttl {t['ttl_s']:g} s, {t['trials']} trials): "
+              f"p50 {t['p50_s']:.2f} s, max {t['max_s']:.2f} s")  # fmt: skip
     print(f"written to {RESULTS}; {progress.elapsed():.0f} s in all")
 
 
