@@ -88,12 +88,12 @@ class Fence:
         return [pair for pair, grant in self._grants.items() if now >= grant.deadline]
 
     def pair_of(self, command: Command) -> Pair | None:
-        """The leased symbol a command writes for: PUBLISH/SET by channel or key name,
+        """The leased symbol a command writes for: (S)PUBLISH/SET by channel or key name,
         XADD by its entry's exchange and symbol fields; None for anything else."""
         if type(command) is Unleased:
             return None
         name = command[0]
-        if name == "PUBLISH" or name == "SET":
+        if name == "PUBLISH" or name == "SET" or name == "SPUBLISH":
             return self._channels.get(str(command[1]))
         if name == "XADD" and len(command) > 6 and command[3] == "exchange":
             pair = (str(command[4]), str(command[6]))

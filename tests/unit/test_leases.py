@@ -82,6 +82,9 @@ def test_the_fence_knows_which_symbol_a_command_writes_for() -> None:
     assert fence.pair_of(("PUBLISH", "orderbook:BTCUSDT", "{}")) == BTC
     assert fence.pair_of(("SET", "market_data:okx:SOL-USDT", "{}", "EX", 5)) == SOL
     assert fence.pair_of(("PUBLISH", "trades:okx:SOL-USDT", "{}")) == SOL
+    assert fence.pair_of(("SPUBLISH", "orderbook:BTCUSDT", "{}")) == BTC  # sharded_pubsub
+    partition = ("XADD", "spool:trades:{p2}", "*", "exchange", "okx", "symbol", "SOL-USDT")
+    assert fence.pair_of(partition) == SOL  # a cluster's spool partition
     trade = ("XADD", "spool:trades", "*", "exchange", "okx", "symbol", "SOL-USDT", "price", "1")
     assert fence.pair_of(trade) == SOL
     other = ("XADD", "spool:trades", "*", "exchange", "okx", "symbol", "ETH-USDT")
