@@ -203,6 +203,11 @@ async def test_a_killed_worker_comes_back_and_the_other_never_pauses(
     await arrivals.start()
     run = await _start(tmp_path, redis_server.url, start_sim)
     try:
+
+        async def all_publishing() -> bool:  # ready is not yet a book seen by the subscriber
+            return all(len(arrivals.times[s]) >= 2 for s in SYMBOLS)
+
+        assert await wait_until(all_publishing, 10), dict(arrivals.times)
         _, health = await run.get_json("/health")
         victim = health["workers"][0]
         os.kill(victim["pid"], signal.SIGKILL)
