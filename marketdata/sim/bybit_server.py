@@ -49,7 +49,15 @@ from marketdata.sim.bybit_subscriptions import (
     TickerSubscription,
     TradeSubscription,
 )
-from marketdata.sim.scenarios import Disconnect, Scenario, Wire, faults, silenced, start_silence
+from marketdata.sim.scenarios import (
+    Disconnect,
+    Scenario,
+    Wire,
+    faults,
+    quoted_after,
+    silenced,
+    start_silence,
+)
 
 CATEGORIES = ("spot", "linear", "inverse")
 PATHS = tuple(f"/bybit/v5/public/{category}" for category in CATEGORIES)
@@ -64,6 +72,7 @@ WIRE = Wire(
     is_diff=lambda frame: frame.startswith(b'{"topic":"orderbook.') and b'"type":"delta"' in frame,
     malformed=(b'{"topic":"orderbook.50.BTCUSDT","data":{"s":', b"\xff\xfe x", b"[]"),
     oversize_head=b'{"topic":"x","data":"',
+    symbol_of=lambda frame: quoted_after(frame, b"topic").rsplit(".", 1)[-1],  # orderbook.50.X
 )
 
 

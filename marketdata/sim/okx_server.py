@@ -41,7 +41,15 @@ from marketdata.sim import okx_frames
 from marketdata.sim.okx_book import DEPTH, BookView, top
 from marketdata.sim.okx_market import OkxSource
 from marketdata.sim.okx_subscriptions import CHANNELS, Subscription
-from marketdata.sim.scenarios import Disconnect, Scenario, Wire, faults, silenced, start_silence
+from marketdata.sim.scenarios import (
+    Disconnect,
+    Scenario,
+    Wire,
+    faults,
+    quoted_after,
+    silenced,
+    start_silence,
+)
 
 WS_PATH = "/okx/ws/v5/public"
 REST_PATH = "/api/v5/market/books"
@@ -62,6 +70,7 @@ WIRE = Wire(
         b"[]",
     ),
     oversize_head=b'{"arg":{"channel":"x"},"data":"',
+    symbol_of=lambda frame: quoted_after(frame, b"instId"),
 )
 
 

@@ -11,6 +11,7 @@ for OKX (where a diff is a `books` update, and the upgrade notice is its own).
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 
@@ -52,6 +53,9 @@ class Scenario:
     # (naming no topic); no checksum to corrupt.
     restart_every: int = 0  # Bybit: every N-th book delta is a snapshot with u == 1 instead
     enabled: bool = True  # False: serve cleanly (tests let a market settle)
+    # (fault, symbol) -> diffs of that symbol a gap/duplicate/reorder acted on (a reorder:
+    # both frames it swapped), where the dialect names a diff's symbol (Wire.symbol_of)
+    hits: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def refuses_snapshot(self, now: float, symbol: str) -> bool:
         """Whether this snapshot request is answered with `snapshot_status` (logged if so)."""
@@ -76,6 +80,16 @@ class Wire:
     is_diff: Callable[[bytes], bool]  # a book diff: what gap/duplicate/reorder act on
     malformed: tuple[bytes, ...]  # sent in turn by malformed_every
     oversize_head: bytes  # an oversize frame: this, 5 MiB of "x", then '"}'
+    symbol_of: Callable[[bytes], str] | None = None  # a diff's symbol, for Scenario.hits
+
+
+def quoted_after(frame: bytes, key: bytes) -> str:
+    """The text of the first `"key":"..."` in `frame` ("" if none): a diff's symbol."""
+    start = frame.find(b'"' + key + b'":"')
+    if start < 0:
+        return ""
+    start += len(key) + 4
+    return frame[start : frame.find(b'"', start)].decode(errors="replace")
 
 
 BINANCE = Wire(lambda frame: b"depthUpdate" in frame, MALFORMED, b'{"stream":"x","data":"')
@@ -107,7 +121,7 @@ def faults(
     would start for now; `cut()`: whether disconnect_every applies now; `wait`: whether
     this stage waits a silence out (else it only marks it, for the source to honour)."""
     return _diff_faults(
-        scenario, _connection_faults(scenario, frames, wire, symbols, cut, wait), wire.is_diff
+        scenario, _connection_faults(scenario, frames, wire, symbols, cut, wait), wire
     )
 
 
@@ -181,10 +195,16 @@ async def _keep_silence(
 
 
 async def _diff_faults(
-    scenario: Scenario, frames: AsyncIterator[bytes], is_diff: Callable[[bytes], bool]
+    scenario: Scenario, frames: AsyncIterator[bytes], wire: Wire
 ) -> AsyncIterator[bytes]:
     depth = 0
     held: bytes | None = None
+    is_diff = wire.is_diff
+
+    def hit(fault: str, frame: bytes) -> None:
+        if wire.symbol_of is not None:
+            scenario.hits[fault, wire.symbol_of(frame)] += 1
+
     async for frame in frames:
         if held is not None and not scenario.enabled:
             yield held
@@ -194,8 +214,11 @@ async def _diff_faults(
             continue
         depth += 1
         if scenario.gap_every and depth % scenario.gap_every == 0:
+            hit("gap", frame)
             continue
         if held is not None:
+            hit("reorder", held)
+            hit("reorder", frame)
             yield frame
             yield held
             held = None
@@ -204,4 +227,5 @@ async def _diff_faults(
         else:
             yield frame
             if scenario.duplicate_every and depth % scenario.duplicate_every == 0:
+                hit("duplicate", frame)
                 yield frame

@@ -66,9 +66,14 @@ def channel(venue: str, kind: str, symbol: str) -> str:
 
 class Venues:
     def __init__(
-        self, venues: tuple[str, ...], scenarios: dict[str, Scenario], collector: Collector
+        self,
+        venues: tuple[str, ...],
+        scenarios: dict[str, Scenario],
+        collector: Collector,
+        options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.venues = venues
+        self.options = options or {}  # venue -> config keys added to its section
         self.sources: dict[str, Any] = {venue: _source(venue) for venue in venues}
         self.scenarios = {v: scenarios.get(v, Scenario()) for v in venues}
         self.collector = collector
@@ -81,7 +86,9 @@ class Venues:
     async def start(self, redis_url: str) -> Service:
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        exchanges = {venue: _section(venue, self.port) for venue in self.venues}
+        exchanges = {
+            venue: _section(venue, self.port) | self.options.get(venue, {}) for venue in self.venues
+        }
         config = parse_config(
             {
                 "redis_url": redis_url,
@@ -142,11 +149,13 @@ async def venues_run(redis_client: Any) -> AsyncIterator[Any]:
     runs: list[Venues] = []
 
     async def start(
-        scenarios: dict[str, Scenario] | None = None, venues: tuple[str, ...] = THREE
+        scenarios: dict[str, Scenario] | None = None,
+        venues: tuple[str, ...] = THREE,
+        options: dict[str, dict[str, Any]] | None = None,
     ) -> Venues:
         collector = Collector(redis_client)
         await collector.start()
-        run = Venues(venues, scenarios or {}, collector)
+        run = Venues(venues, scenarios or {}, collector, options)
         runs.append(run)
         return run
 
