@@ -38,14 +38,13 @@ from typing import Protocol
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from marketdata.config import LeasesConfig
 from marketdata.leases_fence import Fence, Pair
 from marketdata.leases_store import LeaseStore
 from marketdata.metrics import Metrics
 from marketdata.outage import Outage
-from marketdata.redis_cluster_client import redis_client
+from marketdata.redis_cluster_client import REDIS_FAILURES, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class Leases:
             try:  # each Redis call is bounded by the client's socket timeout (TTL/3)
                 delay = await self.round(owner)
                 self.outage.ok()
-            except (RedisError, OSError) as e:
+            except REDIS_FAILURES as e:
                 self.outage.fail(e)
             await self._lose(owner, self.fence.expired(self._clock()), "not renewed in time")
             await asyncio.sleep(delay)
@@ -172,7 +171,7 @@ class Leases:
                 if held:
                     await self._release(owner, sorted(held), "shutting down")
                 await self.store.leave()
-        except (RedisError, OSError) as e:
+        except REDIS_FAILURES as e:
             log.warning("leases: could not release %d lease(s) at shutdown (they expire "
                         "within %gs): %s", len(held), self._ttl, e)  # fmt: skip
         self._owned.set(0)

@@ -11,8 +11,14 @@ from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 AnyRedis: TypeAlias = aioredis.Redis | RedisCluster
+RedisFailure: TypeAlias = RedisError | RedisClusterException | OSError
+# What a Redis call may raise when Redis (or a cluster) cannot do it: redis-py's
+# RedisClusterException ("Redis Cluster cannot be connected", e.g. every node down, or a
+# plain Redis named as a cluster) is not a RedisError. TimeoutError is an OSError.
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
 
 
 def redis_client(url: str, cluster: bool, **options: Any) -> AnyRedis:

@@ -34,10 +34,10 @@ from collections.abc import Callable, Sequence
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from marketdata.outage import Outage
-from marketdata.redis_cluster_client import AnyRedis, hash_tagged, redis_client
+from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, hash_tagged, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class SharedBudget:
         try:
             async with asyncio.timeout(TIMEOUT_S):
                 reply = await script.run(self._client, (self.key, self.pause_key), args)
-        except (RedisError, OSError) as e:  # TimeoutError is an OSError
+        except REDIS_FAILURES as e:
             self._retry_at = self._clock() + RETRY_INTERVAL_S
             self.outage.fail(e)
             return None

@@ -15,10 +15,10 @@ import asyncio
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from marketdata.logs import describe
-from marketdata.redis_cluster_client import AnyRedis, redis_client
+from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, redis_client
 from marketdata.spool import PLAIN, SpoolStreams
 
 CHECK_TIMEOUT_S = 3.0
@@ -39,7 +39,7 @@ async def check_spool(
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             appendonly = await _appendonly(client, log)
             drained = await _has_consumer_groups(client, streams.trades)
-    except (RedisError, OSError) as e:  # TimeoutError is an OSError
+    except REDIS_FAILURES as e:
         log.info("spool not checked: Redis did not answer (%s)", describe(e))
         return
     finally:

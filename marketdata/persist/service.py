@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from marketdata import __version__
@@ -23,7 +23,7 @@ from marketdata.outage import Outage
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
 from marketdata.persist.worker import SinkState, SinkWorker
-from marketdata.redis_cluster_client import redis_client
+from marketdata.redis_cluster_client import RedisFailure, redis_client
 from marketdata.spool import spool_partitions
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class PersistService:
         while not self._stop.is_set():
             try:
                 await self.housekeep_once()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as e:
                 raise_if_cancelling()  # Redis unreachable: nothing is trimmed either
                 self._housekeeping_failed(e)
             except RedisError as e:  # refused: no permission for XTRIM, say
@@ -129,7 +129,7 @@ class PersistService:
                 self.metrics.housekeeping_ok.set(1)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
-    def _housekeeping_failed(self, e: RedisError | OSError) -> None:
+    def _housekeeping_failed(self, e: RedisFailure) -> None:
         self.housekeeping_outage.fail(e)
         self.metrics.housekeeping_ok.set(0)
 

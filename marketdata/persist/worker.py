@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError
+from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from marketdata.backoff import Backoff
@@ -34,7 +34,7 @@ from marketdata.outage import Outage
 from marketdata.persist.replies import claimed_entries, read_entries
 from marketdata.persist.rows import BadEntry, BookRow, Entry, TradeRow, book_row, trade_row
 from marketdata.persist.sink import RetryableSinkError, Sink, WriteResult
-from marketdata.redis_cluster_client import AnyRedis
+from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, RedisFailure
 from marketdata.spool import BOOKS_STREAM, PLAIN, SpoolStreams
 from marketdata.waits import wait_event
 
@@ -108,12 +108,12 @@ class SinkWorker:
             except Stopping:
                 log.info("%s: stopped while failing; its entries stay pending", self.group)
                 return
-            except (RedisError, OSError) as e:
+            except REDIS_FAILURES as e:
                 raise_if_cancelling()
                 if await self._redis_failed(e):
                     return
 
-    async def _redis_failed(self, e: RedisError | OSError) -> bool:
+    async def _redis_failed(self, e: RedisFailure) -> bool:
         """Note the failure and wait before starting over; True if stopped meanwhile."""
         if isinstance(e, ResponseError) and str(e).startswith(VANISHED):
             log.warning("%s: consumer group vanished (%s); re-creating it", self.group, e)

@@ -231,6 +231,43 @@ async def test_a_single_redis_is_not_taken_for_a_cluster(redis_server, redis_cli
         await sender.close()
 
 
+async def test_a_single_redis_named_as_a_cluster_is_said_so_by_service_and_persist(
+    redis_server, start_sim, pg
+):
+    """redis_cluster: true against one Redis: no traceback at start (redis-py's cluster
+    client raises RedisClusterException, not a RedisError); /ready and persist's /health
+    say what to set, and both keep running."""
+    sim = await start_sim(GeneratedSource(rate=20, seed=2, symbols=SYMBOLS[:2]))
+    config = cluster_config(redis_server.url, sim, SYMBOLS[:2], persist={
+        "health_port": 0, "timescale": {"dsn": pg.dsn},
+    })  # fmt: skip
+    service = Service(config)
+    task = asyncio.create_task(service.run())
+    persist = PersistService(config, [TimescaleSink(pg.dsn)])
+    persist_task = await run_persist(persist)
+    last: list[Any] = []
+
+    async def both_say_so() -> bool:
+        if service.http_port is None or task.done() or persist_task.done():
+            return False
+        status, body = await get_json(service, "/ready")
+        persist_status, persist_body = await health(persist.http_port)
+        last[:] = [body, persist_body]
+        return (
+            status == 503
+            and "set redis_cluster: false" in str(body)
+            and persist_status == 503
+            and "Redis Cluster" in str(persist_body["redis"])
+        )
+
+    try:
+        assert await wait_until(both_say_so, 15), (last, task.done(), persist_task.done())
+    finally:
+        service.stop()
+        persist.stop()
+        await asyncio.gather(task, persist_task)
+
+
 async def test_a_cluster_without_redis_cluster_says_what_to_set(cluster, cluster_client, start_sim):
     sim = await start_sim(GeneratedSource(rate=20, seed=2, symbols=SYMBOLS))
     service = Service(service_config(cluster.url, sim, SYMBOLS))
