@@ -1,4 +1,5 @@
-"""Fencing: the commands of a symbol reach Redis only while this instance holds its lease.
+"""Fencing: a symbol's PUBLISH and SET reach Redis only while this instance holds its lease
+(spool appends are history and always go: see Fence.pair_of).
 
 Two checks, because either alone has a hole:
 
@@ -13,10 +14,11 @@ Two checks, because either alone has a hole:
   instance's value (instance id and fencing token). A batch checked locally just before
   a pause and written just after it is refused there, and counted.
 
-With a Redis Cluster URL the command and its lease key are in different slots (and the
-spool streams are shared by every symbol), which a script may not span: there only the
-local deadline is checked (`server_side=False`), so a pause between the check and the
-write (microseconds, against a margin of a tenth of the TTL) is not covered.
+With a Redis Cluster URL the command and its lease key are in different slots, which a
+script may not span: there only the local deadline is checked (`server_side=False`), so a
+write delayed between the check and Redis running it is not covered (a pause before the
+socket write; ClusterSender resending through MOVED or a failover, up to 1 s, against a
+margin of a tenth of the TTL).
 """
 
 from __future__ import annotations
@@ -34,11 +36,6 @@ from marketdata.leases_scripts import FENCE, FENCED, lease_key
 from marketdata.redis_batch import Command, CommandSender, ReplyError
 
 Pair = tuple[str, str]  # (exchange, symbol)
-
-
-class Unleased(tuple[str | bytes | int, ...]):
-    """A command sent as it is, whatever the leases: a spool entry spilled by an earlier run
-    (history, which the persist process deduplicates, not live data)."""
 
 
 @dataclass
@@ -88,16 +85,13 @@ class Fence:
         return [pair for pair, grant in self._grants.items() if now >= grant.deadline]
 
     def pair_of(self, command: Command) -> Pair | None:
-        """The leased symbol a command writes for: (S)PUBLISH/SET by channel or key name,
-        XADD by its entry's exchange and symbol fields; None for anything else."""
-        if type(command) is Unleased:
-            return None
+        """The leased symbol a command publishes for: (S)PUBLISH/SET by channel or key name;
+        None for anything else. Spool XADDs are not fenced: the spool is history, which
+        persist stores once whoever appended it, and an entry fenced away would be a trade
+        lost (e.g. every trade queued through a Redis outage longer than the lease)."""
         name = command[0]
         if name == "PUBLISH" or name == "SET" or name == "SPUBLISH":
             return self._channels.get(str(command[1]))
-        if name == "XADD" and len(command) > 6 and command[3] == "exchange":
-            pair = (str(command[4]), str(command[6]))
-            return pair if command[5] == "symbol" and pair in self._pairs else None
         return None
 
 

@@ -18,7 +18,7 @@ from marketdata.exchange_config import mask_url
 from marketdata.http import create_app
 from marketdata.leases import Leases
 from marketdata.leases_feeds import LeasedFeeds
-from marketdata.leases_fence import FencedSender, Unleased
+from marketdata.leases_fence import FencedSender
 from marketdata.logs import describe
 from marketdata.metrics import Metrics
 from marketdata.publish import Publisher
@@ -301,8 +301,6 @@ class Service:
             log.info("%d spilled spool entries appended; removed %s", len(entries), path)
 
         log.info("appending %d spool entries from %s", len(entries), path)
-        if self.leases is not None:  # history of an earlier run, whoever holds the symbols now
-            entries = [Unleased(entry) for entry in entries]
         self.publisher.restore(entries, restored)
 
     async def _drain_publisher(self) -> bool:
