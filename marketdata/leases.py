@@ -138,16 +138,27 @@ class Leases:
     async def round(self, owner: Owner) -> float:
         """One round; the seconds until the next."""
         sent = self._clock()
-        self.live = live = await self.store.heartbeat()
+        failure: BaseException | None = None  # a part of Redis that did not answer
+        try:
+            self.live = await self.store.heartbeat()
+        except REDIS_FAILURES as e:  # its master may be failing over: renew all the same
+            failure = e
+        live = self.live
         self._instances.set(live)
         held = self.fence.held()
         if held:
             renewed = await self.store.renew({p: g.value for p, g in held.items()})
+            lost = []
             for pair, ok in renewed.items():
-                if ok:
+                if ok is True:
                     self.fence.extend(pair, sent + self._good_for)
-            lost = [p for p, ok in renewed.items() if not ok]
+                elif ok is False:
+                    lost.append(pair)
+                else:  # not known: good until its local deadline, asked again next round
+                    failure = failure or ok
             await self._lose(owner, lost, "another instance holds it, or it expired")
+        if failure is not None:
+            raise failure  # no balancing on a partial view; run() tells the outage
         self.share = share = math.ceil(len(self._universe) / max(1, live))
         held = self.fence.held()
         if len(held) > share:
@@ -203,8 +214,12 @@ class Leases:
             await owner.stop(list(grants))
         released = await self.store.release({p: g.value for p, g in grants.items()})
         for pair, ok in released.items():
-            change = "released" if ok else "lost"
-            self._note(pair, change, grants[pair].token, why if ok else "found expired")
+            if isinstance(ok, BaseException):
+                self._note(pair, "released", grants[pair].token,
+                           f"{why}; Redis did not answer ({ok}): it expires by itself")  # fmt: skip
+            else:
+                change = "released" if ok else "lost"
+                self._note(pair, change, grants[pair].token, why if ok else "found expired")
 
     async def _lose(self, owner: Owner, pairs: Sequence[Pair], why: str) -> None:
         grants = {}

@@ -1,4 +1,9 @@
-"""The lease scripts, called for many symbols at once (one pipeline per kind of call)."""
+"""The lease scripts, called for many symbols at once (one pipeline per kind of call).
+
+On a single Redis a call fails or succeeds as a whole. On a Redis Cluster each lease is on
+its own master and one master can fail alone (a failover): a call's reply for a lease
+whose master did not answer is that exception, Failed, so the others still count; when
+none answered, the call raises."""
 
 from __future__ import annotations
 
@@ -42,10 +47,16 @@ class LeaseStore:
         await self._client.zrem(INSTANCES_KEY, self.instance_id)
 
     async def pttls(self, pairs: Sequence[Pair]) -> list[int]:
-        """Each lease's remaining ms; -2 when nobody holds it."""
+        """Each lease's remaining ms; -2 when nobody holds it, -1 when not known (its master
+        did not answer: not to be taken)."""
         if not pairs:
             return []
-        pipe = self._client.pipeline(transaction=False)
+        client = self._client
+        if isinstance(client, RedisCluster):
+            calls = [client.pttl(lease_key(*pair)) for pair in pairs]
+            replies = _answered(await asyncio.gather(*calls, return_exceptions=True))
+            return [-1 if isinstance(r, BaseException) else int(r) for r in replies]
+        pipe = client.pipeline(transaction=False)
         for pair in pairs:
             pipe.pttl(lease_key(*pair))
         return [int(t) for t in await pipe.execute()]
@@ -56,23 +67,29 @@ class LeaseStore:
             self._acquire, pairs, lambda p: [lease_key(*p), token_key(*p)],
             lambda p: [self.instance_id, self.ttl_ms],
         )  # fmt: skip
-        return {pair: int(r) for pair, r in zip(pairs, replies, strict=True) if int(r) > 0}
+        return {
+            pair: int(r)
+            for pair, r in zip(pairs, replies, strict=True)
+            if not isinstance(r, BaseException) and int(r) > 0
+        }
 
-    async def renew(self, held: dict[Pair, str]) -> dict[Pair, bool]:
-        """pair -> whether its lease was still ours (and now lasts one TTL more)."""
+    async def renew(self, held: dict[Pair, str]) -> dict[Pair, bool | BaseException]:
+        """pair -> whether its lease was still ours (and now lasts one TTL more), or why
+        that is not known."""
         pairs = list(held)
         replies = await self._each(
             self._renew, pairs, lambda p: [lease_key(*p)], lambda p: [held[p], self.ttl_ms]
         )
-        return {pair: int(r) == 1 for pair, r in zip(pairs, replies, strict=True)}
+        return {pair: _flag(r) for pair, r in zip(pairs, replies, strict=True)}
 
-    async def release(self, held: dict[Pair, str]) -> dict[Pair, bool]:
-        """pair -> whether the lease was ours until now (and is free now)."""
+    async def release(self, held: dict[Pair, str]) -> dict[Pair, bool | BaseException]:
+        """pair -> whether the lease was ours until now (and is free now), or why that is
+        not known (then it expires by itself)."""
         pairs = list(held)
         replies = await self._each(
             self._release, pairs, lambda p: [lease_key(*p)], lambda p: [held[p]]
         )
-        return {pair: int(r) == 1 for pair, r in zip(pairs, replies, strict=True)}
+        return {pair: _flag(r) for pair, r in zip(pairs, replies, strict=True)}
 
     async def _each(
         self,
@@ -88,7 +105,7 @@ class LeaseStore:
             # A cluster pipeline does not load scripts on the node that lacks one: each call
             # goes by itself to its lease's node (redis-py's Script loads it there), together.
             calls = [script(keys(pair), args(pair)) for pair in pairs]
-            return list(await asyncio.gather(*calls))
+            return _answered(await asyncio.gather(*calls, return_exceptions=True))
         pipe = client.pipeline(transaction=False)
         for pair in pairs:
             await script(keys(pair), args(pair), client=pipe)
@@ -96,3 +113,15 @@ class LeaseStore:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _answered(replies: list[Any]) -> list[Any]:
+    """The replies, exceptions in place of those not given; raises when none was given."""
+    failed = [r for r in replies if isinstance(r, BaseException)]
+    if failed and len(failed) == len(replies):
+        raise failed[0]
+    return replies
+
+
+def _flag(reply: Any) -> bool | BaseException:
+    return reply if isinstance(reply, BaseException) else int(reply) == 1

@@ -247,6 +247,37 @@ async def test_leases_past_their_local_deadline_are_given_up_without_redis() -> 
     assert sorted(leases.fence.expired(clock())) == sorted(UNIVERSE)
 
 
+async def test_a_master_that_does_not_answer_costs_only_its_own_leases() -> None:
+    """On a cluster one master can fail alone: the leases it holds are not known this round
+    (kept until their local deadline), the others are renewed, the heartbeat's failure
+    does not stop the renewals, and nothing is balanced on such a partial view."""
+    clock, store = Clock(), MemoryStore(live=1)
+    leases, _ = leases_on(store, clock)
+    owner = Owner(store)
+    await leases.round(owner)
+    down = ConnectionError("master 127.0.0.1:7001 down")
+    answered = store.renew
+
+    async def renew(held: dict[Pair, str]) -> dict[Pair, bool | BaseException]:
+        replies: dict[Pair, bool | BaseException] = dict(await answered(held))
+        replies[UNIVERSE[0]] = down
+        return replies
+
+    async def heartbeat() -> int:
+        raise down
+
+    store.renew = renew  # type: ignore[method-assign]
+    store.heartbeat = heartbeat  # type: ignore[method-assign]
+    store.live = 2  # would halve the share, were the heartbeat read
+    clock.now = 102.0
+    with pytest.raises(ConnectionError):
+        await leases.round(owner)
+    assert owner.running == set(UNIVERSE)  # nothing lost, nothing released
+    assert leases.fence.valid(UNIVERSE[1], 104.6) is not None  # renewed at 102
+    assert leases.fence.valid(UNIVERSE[0], 104.6) is None  # still the deadline of 100
+    assert leases.fence.valid(UNIVERSE[0], 102.6) is not None
+
+
 def test_an_unregistered_symbol_is_not_published_any_more() -> None:
     publisher = publisher_on(fakeredis.FakeAsyncRedis(), 0.1, Metrics())
     state, other = synced_state(), synced_state("ETHUSDT")
