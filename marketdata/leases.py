@@ -92,6 +92,7 @@ class Leases:
         self._clock = clock
         self.live = 0  # instances seen by the last heartbeat (0: none yet)
         self.share = 0
+        self._holding = False  # shutting down: renew what is held, nothing else
 
     @classmethod
     def connect(cls, redis_url: str, cluster: bool, config: LeasesConfig,
@@ -135,6 +136,11 @@ class Leases:
             await self._lose(owner, self.fence.expired(self._clock()), "not renewed in time")
             await asyncio.sleep(delay)
 
+    def hold(self) -> None:
+        """From now on rounds only renew (and the fence drops what is lost): shutdown is
+        publishing what is pending, under leases that must not lapse meanwhile."""
+        self._holding = True
+
     async def round(self, owner: Owner) -> float:
         """One round; the seconds until the next."""
         sent = self._clock()
@@ -159,6 +165,8 @@ class Leases:
             await self._lose(owner, lost, "another instance holds it, or it expired")
         if failure is not None:
             raise failure  # no balancing on a partial view; run() tells the outage
+        if self._holding:
+            return self._interval
         self.share = share = math.ceil(len(self._universe) / max(1, live))
         held = self.fence.held()
         if len(held) > share:
@@ -231,7 +239,8 @@ class Leases:
             return
         for pair, grant in grants.items():
             self._note(pair, "lost", grant.token, why)
-        await owner.stop(list(grants))
+        if not self._holding:  # else the feeds are closed already
+            await owner.stop(list(grants))
 
     def _note(self, pair: Pair, change: str, token: int, why: str) -> None:
         exchange, symbol = pair

@@ -35,6 +35,7 @@ from marketdata.venues.registry import VENUES
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_TIMEOUT_S = 3.0
+LEASES_TASK = "leases"
 
 
 class StartupError(Exception):
@@ -206,7 +207,7 @@ class Service:
                  "%s", self.leases.instance_id, self.config.leases.ttl_s,
                  self.config.rest_budget.ip_label)  # fmt: skip
         return [
-            asyncio.create_task(self.leases.run(leased), name="leases"),
+            asyncio.create_task(self.leases.run(leased), name=LEASES_TASK),
             asyncio.create_task(leased.ended(), name="leased-feeds"),
         ]
 
@@ -239,7 +240,12 @@ class Service:
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Stop reading, let the flush in flight finish, flush the rest, close sockets."""
         log.info("shutting down: closing feeds, flushing pending messages")
-        readers = [t for t in tasks if t is not self._publisher_task]
+        # The lease rounds go on renewing through the drain: a lease that lapsed meanwhile
+        # would fence away what is pending for its symbol.
+        renewing = [t for t in tasks if t.get_name() == LEASES_TASK]
+        if self.leases is not None:
+            self.leases.hold()
+        readers = [t for t in tasks if t is not self._publisher_task and t not in renewing]
         for task in readers:
             task.cancel()
         if self._leased is not None:
@@ -253,6 +259,9 @@ class Service:
         else:
             log.error("shutdown: %d trades could not be published", self.publisher.pending_trades)
             self._spill()
+        for task in renewing:
+            task.cancel()
+        await asyncio.gather(*renewing, return_exceptions=True)
         if self.leases is not None:  # after the last flush: free them for the others
             await self.leases.release_all()
         if self._http is not None:

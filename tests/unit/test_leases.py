@@ -278,6 +278,21 @@ async def test_a_master_that_does_not_answer_costs_only_its_own_leases() -> None
     assert leases.fence.valid(UNIVERSE[0], 102.6) is not None
 
 
+async def test_while_shutdown_drains_rounds_only_renew() -> None:
+    clock, store = Clock(), MemoryStore(live=1)
+    leases, _ = leases_on(store, clock)
+    owner = Owner(store)
+    await leases.round(owner)
+    leases.hold()
+    store.live = 5  # over the share now, and one lease went to another instance
+    store.holders[UNIVERSE[0]] = "other:2"
+    clock.now = 102.0
+    assert await leases.round(owner) == 1.0
+    assert store.calls == []  # nothing released, no feed stopped (they are closing)
+    assert leases.fence.valid(UNIVERSE[1], 104.6) is not None  # renewed at 102
+    assert leases.fence.valid(UNIVERSE[0], 102.0) is None  # lost: fenced at once
+
+
 def test_an_unregistered_symbol_is_not_published_any_more() -> None:
     publisher = publisher_on(fakeredis.FakeAsyncRedis(), 0.1, Metrics())
     state, other = synced_state(), synced_state("ETHUSDT")
