@@ -405,13 +405,18 @@ class Publisher:
         """A batch with no known outcome: all of it is pending again, its spool room unused."""
         for state, newest in batch.due:
             self._requeue(state, newest)
+        trades = batch.trades
+        if self._any_gone:  # a symbol unregistered while its batch was out stays gone
+            trades = deque(t for t in trades if t[0] not in self._gone)
         self._trades = put_back(
-            batch.trades, self._trades, self._max_pending_trades, self._metrics.trades_dropped
+            trades, self._trades, self._max_pending_trades, self._metrics.trades_dropped
         )
         if batch.spool is not None and self._spool is not None:
             self._spool.give_back(batch.spool)
 
     def _requeue(self, state: AnyState, newest: float | None) -> None:
+        if self._any_gone and state in self._gone:
+            return
         self._dirty[state] = None
         if newest is not None:
             state.book_unpublished = True
@@ -428,6 +433,8 @@ class Publisher:
             return
         if refused:
             back = refused_items(trades, 0, refused)
+            if self._any_gone:
+                back = [t for t in back if t[0] not in self._gone]
             if back:
                 self._trades_held_until = now + RETRY_DELAY_S
                 limit, drops = self._max_pending_trades, self._metrics.trades_dropped

@@ -3,6 +3,7 @@ over an in-memory store, and a publisher that forgets a symbol."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from marketdata.leases import Leases
 from marketdata.leases_fence import Fence, FencedSender, Pair
 from marketdata.leases_scripts import FENCED
 from marketdata.metrics import Metrics
+from marketdata.publish import Batch
 from marketdata.redis_batch import Command
 from tests.unit.test_publisher import publisher_on, synced_state
 
@@ -304,3 +306,16 @@ def test_an_unregistered_symbol_is_not_published_any_more() -> None:
     publisher.book_changed(state)
     publisher.trade(state, trade)
     assert publisher.pending_trades == 1
+
+
+def test_a_symbol_unregistered_while_its_batch_was_out_is_not_put_back() -> None:
+    """A failed batch gives its books and trades back, but not a symbol gone meanwhile (its
+    lease lost): re-acquired later, it starts from its new feed, not from stale data."""
+    publisher = publisher_on(fakeredis.FakeAsyncRedis(), 0.1, Metrics())
+    state, other = synced_state(), synced_state("ETHUSDT")
+    trade = Trade("binance_futures", "BTCUSDT", 7, 1.5, 2.0, "1.5", "2", "buy", 1, 0.0)
+    batch = Batch([], [(state, 1.0), (other, 1.0)], deque([(state, trade), (other, trade)]))
+    publisher.unregister(state)
+    publisher._give_back(batch)
+    assert publisher.pending_trades == 1  # the other symbol's
+    assert list(publisher._dirty) == [other]
