@@ -54,10 +54,8 @@ class Fence:
         self.clock = clock
         self._grants: dict[Pair, Grant] = {}
         self._channels: dict[str, Pair] = {}
-        self._pairs: set[Pair] = set()
         for exchange, symbol in universe:
             pair = (exchange, symbol)
-            self._pairs.add(pair)
             channels = channels_for(exchange, symbol)
             for name in (channels.orderbook, channels.trades, channels.market_data):
                 self._channels[name] = pair

@@ -2,7 +2,7 @@
 
 On a single Redis a call fails or succeeds as a whole. On a Redis Cluster each lease is on
 its own master and one master can fail alone (a failover): a call's reply for a lease
-whose master did not answer is that exception, Failed, so the others still count; when
+whose master did not answer is that exception, so the others' replies still count; when
 none answered, the call raises."""
 
 from __future__ import annotations
