@@ -41,6 +41,9 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+MAX_SPOOL_PARTITIONS = 1024
+
+
 @dataclass(frozen=True)
 class ReconnectConfig:
     initial_delay_s: float = 0.5
@@ -326,7 +329,7 @@ def _check_spool_and_persist(config: Config, problems: list[str]) -> None:
 
 
 def _check_cluster(config: Config, problems: list[str]) -> None:
-    check_range(config.spool.partitions, "spool.partitions", 1, 1024, problems)
+    check_range(config.spool.partitions, "spool.partitions", 1, MAX_SPOOL_PARTITIONS, problems)
     if not config.redis_cluster:
         if config.spool.partitions > 1:
             problems.append("spool.partitions: more than 1 needs redis_cluster: true")

@@ -22,6 +22,7 @@ from marketdata.metrics import PersistMetrics
 from marketdata.outage import Outage
 from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
+from marketdata.persist.stranded import warn_stranded
 from marketdata.persist.worker import SinkState, SinkWorker
 from marketdata.redis_cluster_client import RedisFailure, redis_client
 from marketdata.spool import spool_partitions
@@ -114,6 +115,8 @@ class PersistService:
     async def _housekeeping(self) -> None:
         # Ends on stop, not only on cancel: a cancel that lands inside a redis-py call can
         # be lost (seen in `make bench`: this task stayed "cancelling" and kept looping).
+        if self.config.redis_cluster:  # once: streams an earlier layout left unread
+            await warn_stranded(self.redis, self.config.spool.partitions, log)
         while not self._stop.is_set():
             try:
                 await self.housekeep_once()

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AskError
 
+from marketdata.config import parse_config
 from marketdata.persist.service import PersistService
 from marketdata.persist.timescale import TimescaleSink
 from marketdata.redis_cluster import ClusterError, ClusterSender
@@ -304,6 +305,39 @@ async def test_persist_without_redis_cluster_says_what_to_set(cluster, cluster_c
     finally:
         service.stop()
         await task
+
+
+async def test_persist_names_spool_streams_an_earlier_layout_left_unread(
+    cluster, cluster_client, pg, caplog
+):
+    """Entries under spool:trades:{p2} (written with 3 partitions) and the one-Redis name
+    spool:trades are not read by a persist of 2 partitions: it says so, naming them."""
+    entry = {"exchange": "binance_futures", "symbol": "BTCUSDT", "trade_id": "1"}
+    await cluster_client.xadd("spool:trades:{p2}", entry)
+    await cluster_client.xadd("spool:trades", entry)
+    await cluster_client.xadd("spool:trades:{p1}", entry)  # read: not a stray
+    config = parse_config({
+        "redis_url": cluster.url, "redis_cluster": True, "spool": {"partitions": 2},
+        "persist": {"health_port": 0, "timescale": {"dsn": pg.dsn}},
+        "exchanges": {"binance_futures": {"symbols": ["BTCUSDT"]}},
+    }, environ={})  # fmt: skip
+    service = PersistService(config, [TimescaleSink(pg.dsn)])
+    caplog.set_level(logging.WARNING, logger="marketdata.persist.service")
+    task = await run_persist(service)
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "no partition of" in r.getMessage()]
+
+    async def both_named() -> bool:
+        return len(warned()) == 2
+
+    try:
+        assert await wait_until(both_named, 10), warned()
+    finally:
+        service.stop()
+        await task
+    assert sorted(m.split()[0] for m in warned()) == ["spool:trades", "spool:trades:{p2}"]
+    assert "spool.partitions 2" in warned()[0]
 
 
 async def test_a_master_killed_fails_over_and_publishing_resumes(
