@@ -45,9 +45,10 @@ TIMEOUT_S = 1.0  # one script call; past it this process counts alone for a whil
 RETRY_INTERVAL_S = 2.0  # module level: tests shorten it
 MAX_PAUSE_S = 3 * 86400.0
 
-# KEYS: budget, pause. ARGV: weight, budget, now in ms ("": the Redis server's clock).
-# Returns 0 when the weight is counted, else the ms to wait (a pause's end or the next
-# minute).
+# KEYS: budget, pause. ARGV: weight, budget, now in ms ("": the Redis server's clock),
+# window in ms (a minute for Binance, 2 s for OKX). Returns 0 when the weight is counted,
+# else the ms to wait (a pause's end or the next window). The field `minute` holds the
+# window's number.
 TAKE = """
 local now = tonumber(ARGV[3])
 if not now then
@@ -56,14 +57,15 @@ if not now then
 end
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if paused > now then return paused - now end
-local minute = math.floor(now / 60000)
+local span = tonumber(ARGV[4])
+local window = math.floor(now / span)
 local state = redis.call('HMGET', KEYS[1], 'minute', 'used')
 local used = 0
-if tonumber(state[1]) == minute then used = tonumber(state[2]) or 0 end
+if tonumber(state[1]) == window then used = tonumber(state[2]) or 0 end
 local weight = tonumber(ARGV[1])
-if used + weight > tonumber(ARGV[2]) then return (minute + 1) * 60000 - now end
-redis.call('HSET', KEYS[1], 'minute', minute, 'used', used + weight)
-redis.call('PEXPIRE', KEYS[1], (minute + 2) * 60000 - now)
+if used + weight > tonumber(ARGV[2]) then return (window + 1) * span - now end
+redis.call('HSET', KEYS[1], 'minute', window, 'used', used + weight)
+redis.call('PEXPIRE', KEYS[1], (window + 2) * span - now)
 return 0
 """
 
@@ -126,9 +128,13 @@ class SharedBudget:
         ip_label: str,
         *,
         cluster: bool = False,  # hash-tag the keys into one slot
+        window_s: float = 60.0,  # the venue's counting window (Binance: the minute)
+        limit: int | None = None,  # per window; None: the caller's budget (per minute)
         now_ms: Callable[[], int] | None = None,  # tests; None: the Redis server's clock
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._window_ms = str(round(window_s * 1000))
+        self._limit = limit
         self.key = hash_tagged("rest_budget", f"{venue}:{ip_label}", cluster)
         self.pause_key = hash_tagged("rest_pause", f"{venue}:{ip_label}", cluster)
         self.outage = Outage(
@@ -141,9 +147,11 @@ class SharedBudget:
         self._reports: set[asyncio.Task[None]] = set()
 
     async def take(self, weight: int, budget: int) -> float | None:
-        """Count `weight` against `budget` (0.0), or the seconds to wait before asking
-        again; None: Redis cannot be asked now, the caller's own budget decides."""
-        args = (str(weight), str(budget), self._now())
+        """Count `weight` against `budget` (this budget's own limit per window when it has
+        one) (0.0), or the seconds to wait before asking again; None: Redis cannot be asked
+        now, the caller's own budget decides."""
+        limit = budget if self._limit is None else self._limit
+        args = (str(weight), str(limit), self._now(), self._window_ms)
         waited = await self._run(_TAKE, args)
         return None if waited is None else waited / 1000
 
@@ -204,12 +212,16 @@ class RestBudgets:
         )  # fmt: skip
         return cls(client, ip_label, cluster)
 
-    def for_venue(self, venue: str) -> SharedBudget:
+    def for_venue(
+        self, venue: str, window_s: float = 60.0, limit: int | None = None
+    ) -> SharedBudget:
+        """The venue's budget (one per venue: `window_s` and `limit` as given first)."""
         budget = self._budgets.get(venue)
         if budget is None:
             budget = self._budgets[venue] = SharedBudget(
-                self._client, venue, self.ip_label, cluster=self.cluster
-            )
+                self._client, venue, self.ip_label, cluster=self.cluster,
+                window_s=window_s, limit=limit,
+            )  # fmt: skip
         return budget
 
     async def aclose(self) -> None:

@@ -197,3 +197,26 @@ async def test_redis_down_falls_back_to_the_local_count_told_once_each_way(
     assert "shared REST budget rest_budget:binance_futures:test" in lines[0][1]
     assert "failing" in lines[0][1]
     assert "recovered" in lines[1][1]
+
+
+async def test_a_budget_with_its_own_window_and_limit_counts_per_window(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    """OKX's binding limit, 40 requests per 2 s per IP: 32 (80%) in each 2 s window of two
+    processes together, whatever budget per minute each gate asks with."""
+    wall = Wall()
+    wall.ms += 500  # half a second into a 2 s window
+    clients = [aioredis.Redis.from_url(redis_server.url) for _ in range(2)]
+    try:
+        a, b = (
+            SharedBudget(c, "okx", "test", window_s=2.0, limit=32, now_ms=wall) for c in clients
+        )
+        answers = [await p.take(1, 960) for _ in range(17) for p in (a, b)]
+        assert answers == [0.0] * 32 + [1.5, 1.5]  # then: the next window, 1.5 s on
+        wall.ms += 1500
+        assert await a.take(1, 960) == 0.0
+        ttl_ms = await redis_client.pttl("rest_budget:okx:test")
+        assert 2_000 < ttl_ms <= 4_000  # to the end of the window after this one
+    finally:
+        for client in clients:
+            await client.aclose()

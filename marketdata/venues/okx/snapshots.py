@@ -6,8 +6,9 @@ RestGate per venue. OKX allows 40 requests per 2 s per IP on /market/books; the 
 weight-per-minute based, so the limit is kept by its spacing: one request per 0.1 s is at
 most 20 per 2 s, half OKX's allowance, and its minute budget (1200 a minute, 80% of it
 used) is then never the binding part. A 429 stops every request for the time asked.
-With `rest_budget.shared` on, that minute budget is one for every process behind the IP
-(marketdata.rest_budget), and a 429 seen by one pauses them all.
+With `rest_budget.shared` on, the limit that binds is shared by every process behind the
+IP (marketdata.rest_budget): 32 requests (80% of 40) in each 2 s window, counted in Redis;
+a 429 seen by one pauses them all.
 
 One fetch per book at a time. A snapshot older than the book's first buffered update is
 fetched again at once (it is a replica that lags); a failed request or a buffered update
@@ -24,8 +25,9 @@ import aiohttp
 
 from marketdata.backoff import Backoff
 from marketdata.metrics import Metrics
+from marketdata.rest_budget import RestBudgets, SharedBudget
 from marketdata.rest_fetch import Failure, RestFetch
-from marketdata.rest_gate import RestGate, Shared
+from marketdata.rest_gate import BUDGET_FRACTION, RestGate, Shared
 from marketdata.venues.okx.book_state import OkxBook, SnapshotOutcome
 from marketdata.venues.okx.wire import NAME, RestBook, parse_rest_book
 
@@ -33,6 +35,12 @@ log = logging.getLogger(__name__)
 
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024  # 400 levels a side are about 40 kB
 REQUESTS_PER_2S = 40
+
+
+def shared_okx_budget(budgets: RestBudgets) -> SharedBudget:
+    """OKX's binding limit shared by every process behind the IP: 80% of 40 requests in
+    each 2 s window (of the Redis server's clock)."""
+    return budgets.for_venue(NAME, window_s=2.0, limit=int(REQUESTS_PER_2S * BUDGET_FRACTION))
 
 
 def okx_gate(shared: Shared | None = None) -> RestGate:

@@ -11,7 +11,7 @@ from marketdata.exchange_config import ExchangeConfig
 from marketdata.venue import Feed, FeedContext
 from marketdata.venues.okx.config import OkxConfig
 from marketdata.venues.okx.feed import OkxFeed
-from marketdata.venues.okx.snapshots import okx_gate
+from marketdata.venues.okx.snapshots import okx_gate, shared_okx_budget
 from marketdata.venues.okx.wire import NAME
 
 CONNECTIONS_PER_IP = (3, 1.0)  # OKX: 3 connection requests a second per IP
@@ -41,7 +41,7 @@ def feeds_for(config: OkxConfig, context: FeedContext) -> list[OkxFeed]:
     groups = [config.symbols[i : i + size] for i in range(0, len(config.symbols), size)]
     pacer = ConnectPacer(*CONNECTIONS_PER_IP)
     budgets = context.rest_budgets
-    gate = okx_gate(None if budgets is None else budgets.for_venue(NAME))
+    gate = okx_gate(None if budgets is None else shared_okx_budget(budgets))
     return [
         OkxFeed(config, group, context, _name(group, i), pacer, gate)
         for i, group in enumerate(groups)
