@@ -276,3 +276,18 @@ def connect_failure_reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timeout"
     return "error"
+
+
+def link_problems(
+    connection: WebSocketFeed, last_frame_at: float | None, now: float, stale_after_s: float
+) -> list[str]:
+    """What keeps every symbol of one venue connection from being ready: it is down (with
+    its outage's cause), has said nothing yet, or nothing for longer than stale_after_s."""
+    if not connection.connected:
+        cause = connection.outage.cause
+        return [f"disconnected: {cause}" if cause else "disconnected"]
+    if last_frame_at is None:
+        return ["no message yet"]
+    if now - last_frame_at > stale_after_s:
+        return [f"no message for {now - last_frame_at:.1f}s"]
+    return []

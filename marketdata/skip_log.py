@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 
@@ -21,3 +22,9 @@ class SkipLog:
             return None
         unlogged, self._last, self._unlogged = self._unlogged, now, 0
         return f" (+{unlogged} more not logged)" if unlogged else ""
+
+    def warn(self, logger: logging.Logger, key: str, error: str, frame: bytes) -> None:
+        """`key: skipped message (error): frame` on `logger`, when allow() lets it."""
+        more = self.allow()
+        if more is not None:
+            logger.warning("%s: skipped message (%s)%s: %.200r", key, error, more, frame)

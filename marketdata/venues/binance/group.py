@@ -108,9 +108,7 @@ class BinanceGroupFeed:
 
     def _skipped(self, error: str, reason: str, frame: bytes) -> None:
         self._count_error(reason)
-        more = self._skip_log.allow()
-        if more is not None:
-            log.warning("%s: skipped message (%s)%s: %.200r", self.key, error, more, frame)
+        self._skip_log.warn(log, self.key, error, frame)
 
     def _count_error(self, reason: str) -> None:
         self._metrics.messages_error.labels(reason).inc()

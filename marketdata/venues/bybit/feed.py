@@ -32,7 +32,7 @@ import orjson
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.feed import ConnectionPolicy, WebSocketFeed
+from marketdata.feed import ConnectionPolicy, WebSocketFeed, link_problems
 from marketdata.metrics import Metrics
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
@@ -136,14 +136,7 @@ class BybitFeed:
 
     def _connection_problems(self, now: float, stale_after_s: float) -> list[str]:
         """What keeps every symbol of this connection from being ready."""
-        if not self.connection.connected:
-            cause = self.connection.outage.cause
-            return [f"disconnected: {cause}" if cause else "disconnected"]
-        if self._last_frame_at is None:
-            return ["no message yet"]
-        if now - self._last_frame_at > stale_after_s:
-            return [f"no message for {now - self._last_frame_at:.1f}s"]
-        return []
+        return link_problems(self.connection, self._last_frame_at, now, stale_after_s)
 
     def update_gauges(self) -> None:
         for symbol, book in self._books.items():
@@ -172,9 +165,7 @@ class BybitFeed:
 
     def _skipped(self, error: str, reason: str, frame: bytes) -> None:
         self._count_error(reason)
-        more = self._skip_log.allow()
-        if more is not None:
-            log.warning("%s: skipped message (%s)%s: %.200r", self.key, error, more, frame)
+        self._skip_log.warn(log, self.key, error, frame)
 
     def _connect_failed(self, reason: str) -> None:
         for symbol in self._books:

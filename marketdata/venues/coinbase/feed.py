@@ -38,7 +38,7 @@ import orjson
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
 from marketdata.events import Trade
-from marketdata.feed import ConnectionPolicy, WebSocketFeed
+from marketdata.feed import ConnectionPolicy, WebSocketFeed, link_problems
 from marketdata.outage import Outage
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
@@ -153,15 +153,7 @@ class CoinbaseFeed:
 
     def _connection_problems(self, now: float, stale_after_s: float) -> list[str]:
         """What keeps every product of this connection from being ready."""
-        shared: list[str] = []
-        if not self.connection.connected:
-            cause = self.connection.outage.cause
-            shared.append(f"disconnected: {cause}" if cause else "disconnected")
-        elif self._last_frame_at is None:
-            shared.append("no message yet")
-        elif now - self._last_frame_at > stale_after_s:
-            shared.append(f"no message for {now - self._last_frame_at:.1f}s")
-        return shared
+        return link_problems(self.connection, self._last_frame_at, now, stale_after_s)
 
     def update_gauges(self) -> None:
         for symbol, book in self._books.items():
@@ -199,9 +191,7 @@ class CoinbaseFeed:
 
     def _skipped(self, error: str, reason: str, frame: bytes) -> None:
         self._count_error(reason)
-        more = self._skip_log.allow()
-        if more is not None:
-            log.warning("%s: skipped message (%s)%s: %.200r", self.key, error, more, frame)
+        self._skip_log.warn(log, self.key, error, frame)
 
     def _connect_failed(self, reason: str) -> None:
         for symbol in self._books:

@@ -34,7 +34,7 @@ import orjson
 
 from marketdata.backoff import Backoff
 from marketdata.connect_pacer import ConnectPacer
-from marketdata.feed import ConnectionPolicy
+from marketdata.feed import ConnectionPolicy, link_problems
 from marketdata.rest_gate import RestGate
 from marketdata.skip_log import SkipLog
 from marketdata.state import SymbolState
@@ -136,14 +136,7 @@ class OkxFeed:
 
     def readiness(self, now: float, stale_after_s: float) -> dict[str, list[str]]:
         link = self.active
-        shared: list[str] = []
-        if not link.connection.connected:
-            cause = link.connection.outage.cause
-            shared.append(f"disconnected: {cause}" if cause else "disconnected")
-        elif link.last_frame_at is None:
-            shared.append("no message yet")
-        elif now - link.last_frame_at > stale_after_s:
-            shared.append(f"no message for {now - link.last_frame_at:.1f}s")
+        shared = link_problems(link.connection, link.last_frame_at, now, stale_after_s)
         held = link.subs.refused_until > time.monotonic()
         limit = link.subs.budget.limit
         out: dict[str, list[str]] = {}
@@ -294,9 +287,7 @@ class OkxFeed:
 
     def _skipped(self, error: str, reason: str, frame: bytes) -> None:
         self.count_error(reason)
-        more = self._skip_log.allow()
-        if more is not None:
-            log.warning("%s: skipped message (%s)%s: %.200r", self.key, error, more, frame)
+        self._skip_log.warn(log, self.key, error, frame)
 
     def _on_book(self, link: Link, message: BookMessage) -> None:
         self._seen["depth"].inc()
