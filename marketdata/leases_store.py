@@ -24,7 +24,7 @@ from marketdata.leases_scripts import (
     lease_key,
     token_key,
 )
-from marketdata.redis_cluster_client import AnyRedis
+from marketdata.redis_cluster_client import AnyRedis, aclose_client
 
 
 class LeaseStore:
@@ -112,7 +112,7 @@ class LeaseStore:
         return list(await pipe.execute())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await aclose_client(self._client)
 
 
 def _answered(replies: list[Any]) -> list[Any]:

@@ -28,6 +28,16 @@ def redis_client(url: str, cluster: bool, **options: Any) -> AnyRedis:
     return aioredis.from_url(url, **options)
 
 
+async def aclose_client(client: AnyRedis) -> None:
+    """Close every connection of the client. redis-py's RedisCluster.aclose() closes only
+    a client that initialized: one that never reached a cluster (a plain Redis named as
+    one, a stop while it was connecting) keeps its startup nodes' connections open. Those
+    are closed here too (disconnecting a closed node does nothing)."""
+    await client.aclose()
+    if isinstance(client, RedisCluster):
+        await client.nodes_manager.aclose("startup_nodes")
+
+
 def hash_tagged(prefix: str, name: str, cluster: bool) -> str:
     """`prefix:name`, or `prefix:{name}` on a cluster: the keys of one name share a slot."""
     return f"{prefix}:{{{name}}}" if cluster else f"{prefix}:{name}"

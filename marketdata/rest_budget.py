@@ -37,7 +37,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from marketdata.outage import Outage
-from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, hash_tagged, redis_client
+from marketdata.redis_cluster_client import (
+    REDIS_FAILURES,
+    AnyRedis,
+    aclose_client,
+    hash_tagged,
+    redis_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -227,4 +233,4 @@ class RestBudgets:
     async def aclose(self) -> None:
         for budget in self._budgets.values():
             await budget.drain()
-        await self._client.aclose()
+        await aclose_client(self._client)

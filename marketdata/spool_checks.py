@@ -18,7 +18,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from marketdata.logs import describe
-from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, redis_client
+from marketdata.redis_cluster_client import REDIS_FAILURES, AnyRedis, aclose_client, redis_client
 from marketdata.spool import PLAIN, SpoolStreams
 
 CHECK_TIMEOUT_S = 3.0
@@ -43,7 +43,7 @@ async def check_spool(
         log.info("spool not checked: Redis did not answer (%s)", describe(e))
         return
     finally:
-        await client.aclose()
+        await aclose_client(client)
     if not drained:
         log.warning(
             "nothing drains %s and %s until `marketdata persist` runs: they grow "

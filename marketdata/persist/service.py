@@ -24,7 +24,7 @@ from marketdata.persist.housekeeping import group_positions, lag_s, trim
 from marketdata.persist.sink import Sink
 from marketdata.persist.stranded import warn_stranded
 from marketdata.persist.worker import SinkState, SinkWorker
-from marketdata.redis_cluster_client import RedisFailure, redis_client
+from marketdata.redis_cluster_client import RedisFailure, aclose_client, redis_client
 from marketdata.spool import spool_partitions
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class PersistService:
         for worker in self.workers:
             await worker.sink.close()
         await runner.cleanup()
-        await self.redis.aclose()
+        await aclose_client(self.redis)
         log.info("persist: stopped")
 
     async def _housekeeping(self) -> None:
